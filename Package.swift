@@ -1,0 +1,51 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+// Layering (see docs/ARCHITECTURE.md): LingerCore has no dependencies; LingerProbe reads the kernel through
+// CLingerLinux; the `linger` executable is thin. Imports that cross these arrows fail the build, because each
+// target declares only what it may import.
+let package = Package(
+    name: "linger",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "linger", targets: ["LingerCLI"]),
+        .library(name: "LingerCore", targets: ["LingerCore"]),
+        .library(name: "LingerProbe", targets: ["LingerProbe"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+    ],
+    targets: [
+        .target(name: "LingerCore"),
+        .target(name: "CLingerLinux"),
+        .target(name: "LingerProbe", dependencies: ["LingerCore", "CLingerLinux"]),
+        .executableTarget(
+            name: "LingerCLI",
+            dependencies: [
+                "LingerCore", "LingerProbe",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Real peers for integration tests and benchmarks: plain POSIX sockets put into a chosen TCP state
+        // and held there until stdin closes. Not part of the toolkit's API.
+        .executableTarget(name: "LingerFixture", dependencies: ["CLingerLinux"]),
+        .testTarget(name: "LingerCoreTests", dependencies: ["LingerCore"]),
+        .testTarget(
+            name: "LingerProbeTests",
+            dependencies: ["LingerProbe", "LingerCore"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "LingerIntegrationTests",
+            dependencies: ["LingerCore", "LingerCLI", "LingerFixture"]
+        ),
+    ]
+)
+
+for target in package.targets where target.type != .system && target.name != "CLingerLinux" {
+    var settings = target.swiftSettings ?? []
+    settings.append(.enableUpcomingFeature("ExistentialAny"))
+    settings.append(.enableUpcomingFeature("MemberImportVisibility"))
+    settings.append(.enableUpcomingFeature("InternalImportsByDefault"))
+    target.swiftSettings = settings
+}

@@ -1,0 +1,35 @@
+import ArgumentParser
+import LingerCore
+import LingerProbe
+
+/// `linger explain STATE`: what a TCP state means and which timer ends it on this machine.
+struct Explain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Explain a TCP state: who is in it, what it waits for, which timer ends it here, what to do.",
+        discussion: "STATE is a name such as close-wait, TIME_WAIT or FinWait2, or `all`. Timer lengths come from this machine's sysctls."
+    )
+
+    @Argument(help: ArgumentHelp("The state to explain, or all.", valueName: "state"))
+    var state: String
+
+    @OptionGroup var probeOptions: ProbeOptions
+    @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        if state.lowercased() != "all" && TCPState(name: state) == nil {
+            throw ValidationError("unknown state '\(state)'; use one of \(TCPState.allNames.joined(separator: ", ")) or all")
+        }
+    }
+
+    func run() throws {
+        let sysctls = try probeOptions.makeProbe().sysctls()
+        let states = TCPState(name: state).map { [$0] } ?? TCPState.allCases.filter { $0 != .newSynRecv }
+        let explanations = states.map { StateExplanation($0, sysctls: sysctls) }
+        if output.json {
+            let value: JSONValue = explanations.count == 1 ? explanations[0].json : .array(explanations.map(\.json))
+            StandardOutput.print(value.text(pretty: true))
+        } else {
+            StandardOutput.print(explanations.map(\.text).joined(separator: "\n\n"))
+        }
+    }
+}

@@ -1,0 +1,55 @@
+import ArgumentParser
+import LingerCore
+import LingerProbe
+
+/// `linger sockets`: the kernel's TCP table, filtered, with owners on request.
+struct Sockets: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List TCP sockets (as ss -tan), with owners, filters, counts and JSON.",
+        discussion: """
+            Reads every state by default (like `ss -tan`). Examples:
+              linger sockets --state close-wait -p           who holds CLOSE_WAIT sockets
+              linger sockets --summary -p                     counts per state and per process
+              linger sockets --remote-port 5432 --json        sockets to PostgreSQL as JSON
+              linger sockets --netns blue --state listen      listeners in namespace blue
+            JSON: {"takenAt", "source", "sockets": [{"state", "local": {"address", "port"}, "remote", "recvQ", \
+            "sendQ", "inode", "uid", "cookie", "timer": {"name", "expiresMs", "retransmits"} | null, \
+            "processes": [{"pid", "name", "fd"}]}]}. With --summary: {"total", "states": {every state, zeros \
+            included}, "processes": [{"pid", "name", "total", "states"}]} (-p only).
+            """
+    )
+
+    @OptionGroup var probeOptions: ProbeOptions
+    @OptionGroup var filterOptions: FilterOptions
+    @OptionGroup var output: OutputOptions
+
+    @Flag(name: [.customShort("p"), .customLong("processes")], help: "Show the processes holding each socket (reads /proc/PID/fd; root sees all).")
+    var processes = false
+
+    @Flag(help: "Print counts by state (and by process with -p) instead of the sockets.")
+    var summary = false
+
+    func run() throws {
+        let filter = try filterOptions.makeFilter()
+        let probe = try probeOptions.makeProbe()
+        let wantOwners = processes || filter.needsOwners
+        let snapshot = try probe.snapshot(states: filter.states, owners: wantOwners ? .all : .none, kernelContext: false)
+        let records = snapshot.records.filter(filter.matches)
+        if let coverage = snapshot.attribution, coverage.processesDenied > 0 {
+            StandardOutput.note(
+                "could not read the fds of \(coverage.processesDenied) of \(coverage.processesDenied + coverage.processesScanned) "
+                    + "processes (other users'; run as root to see them): their sockets show no owner")
+        }
+        if summary {
+            let renderer = SummaryRenderer(byProcess: processes)
+            if output.json {
+                StandardOutput.print(renderer.json(records).text(pretty: true))
+            } else {
+                StandardOutput.print(renderer.text(records))
+            }
+            return
+        }
+        let renderer = SocketTableRenderer(showOwners: wantOwners)
+        StandardOutput.write(output.json ? renderer.json(records, snapshot: snapshot) : renderer.text(records))
+    }
+}

@@ -1,0 +1,73 @@
+/// A process holds sockets whose peer has closed and it has not (FACTS §2.5: CLOSE_WAIT has no timer).
+public struct CloseWaitLeak: DiagnosisRule {
+    public let id = "close-wait"
+    public let needsOwners = true
+    public init() {}
+
+    public func evaluate(_ context: DiagnosisContext) -> [Finding] {
+        let t = context.thresholds
+        let closeWait = context.snapshot.records.filter { $0.state == .closeWait }
+        let groups = Dictionary(grouping: closeWait, by: OwnerKey.init)
+        // Inodes that were already in CLOSE_WAIT in the earlier snapshot: proof the socket is stuck.
+        let earlierInodes: Set<UInt64>? = context.earlier.map { earlier in
+            Set(earlier.records.lazy.filter { $0.state == .closeWait && $0.inode != 0 }.map(\.inode))
+        }
+        return groups.sorted { $0.value.count != $1.value.count ? $0.value.count > $1.value.count : $0.key < $1.key }
+            .compactMap { owner, sockets -> Finding? in
+                guard sockets.count >= t.closeWaitWarning else { return nil }
+                let severity: Severity = sockets.count >= t.closeWaitCritical ? .critical : .warning
+                let localPorts = Set(sockets.map(\.local.port)).sorted()
+                let peers = topCounts(sockets.map(\.remote), limit: 5, describe: \.description)
+                let unread = sockets.filter { $0.recvQ > 0 }
+                let examples = sockets.prefix(t.examplesPerFinding)
+                let fds = sockets.compactMap { $0.owners.first?.fd }.sorted()
+
+                var evidence: [(String, JSONValue)] = owner.json + [
+                    ("count", .number(sockets.count)),
+                    ("localPorts", .array(localPorts.map { .number($0) })),
+                    ("remotePeers", countsJSON(peers, keyName: "peer")),
+                    ("withUnreadData", .number(unread.count)),
+                    ("fds", .array(fds.prefix(20).map { .number($0) })),
+                ]
+                let portText = localPorts.count == 1 ? "local port \(localPorts[0])" : "local ports \(portsText(localPorts))"
+                var lines = [
+                    "\(sockets.count) sockets in CLOSE_WAIT held by \(owner.label) on \(portText)",
+                    "remote peers: \(countsText(peers))",
+                ]
+                if !unread.isEmpty {
+                    lines.append(
+                        "\(unread.count) of them still have unread bytes (recv-Q > 0): the application stopped reading before EOF"
+                    )
+                }
+                if !fds.isEmpty { lines.append("file descriptors: \(fds.prefix(20).map(String.init).joined(separator: ", "))\(fds.count > 20 ? ", …" : "")") }
+                if let earlierInodes, let interval = context.confirmInterval {
+                    let stuck = sockets.filter { $0.inode != 0 && earlierInodes.contains($0.inode) }.count
+                    evidence.append(("stillThereAfterSeconds", .double(interval)))
+                    evidence.append(("stuck", .number(stuck)))
+                    lines.append(
+                        "confirmed: \(stuck) of \(sockets.count) were already in CLOSE_WAIT \(Int(interval.rounded())) s earlier (same inode) — stuck, not passing through"
+                    )
+                }
+                evidence.append(("examples", .array(examples.map(\.evidenceJSON))))
+                lines += examples.map { "e.g. " + $0.evidenceLine }
+
+                let who = owner.name ?? "the owning process"
+                return Finding(
+                    id: id, severity: severity,
+                    summary: "\(owner.label) holds \(sockets.count) sockets in CLOSE_WAIT on \(portText)",
+                    evidence: .object(evidence), evidenceLines: lines,
+                    cause: "The peers closed these connections (their FIN arrived) but \(who) never called close(); "
+                        + "CLOSE_WAIT has no kernel timer, so each socket and its fd stay until the process closes them or exits.",
+                    remedy: "Close the socket when a read returns 0 (EOF) and on every error and timeout path (a finally/defer "
+                        + "next to the open); for HTTP clients, always read and close response bodies. SO_REUSEADDR and "
+                        + "SO_LINGER do not fix this: they act at bind() and close(), and the process never calls close(). "
+                        + "Restarting the process frees the sockets only until the leak refills them."
+                )
+            }
+    }
+}
+
+func portsText(_ ports: [UInt16]) -> String {
+    ports.count <= 6 ? ports.map(String.init).joined(separator: ", ")
+        : ports.prefix(6).map(String.init).joined(separator: ", ") + " and \(ports.count - 6) more"
+}

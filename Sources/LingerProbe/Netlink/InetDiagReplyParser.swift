@@ -1,0 +1,95 @@
+package import LingerCore
+
+/// Turns sock_diag reply bytes into ``SocketRecord``s. Pure: it runs on any OS, against recorded dumps.
+///
+/// Layout (`include/uapi/linux/inet_diag.h`): each message is a 16-byte `nlmsghdr` followed by a 72-byte
+/// `inet_diag_msg` and optional attributes; messages are padded to 4 bytes. Ports and addresses are in
+/// network order, every other field in host order.
+package struct InetDiagReplyParser {
+    /// What one buffer of reply bytes held besides records.
+    package enum Outcome: Equatable {
+        /// More messages will follow in the next read.
+        case more
+        /// `NLMSG_DONE`: the dump is complete.
+        case done
+    }
+
+    static let headerLength = 16
+    static let messageLength = 72
+    static let nlmsgError: UInt16 = 2
+    static let nlmsgDone: UInt16 = 3
+
+    package init() {}
+
+    /// Parses every message in `bytes`, appending records to `records`.
+    /// - Throws: ``ProbeError`` with `.netlinkUnavailable` when the kernel answered with an error message,
+    ///   `.malformedReply` when a length field does not fit.
+    package func parse(_ bytes: UnsafeRawBufferPointer, into records: inout [SocketRecord]) throws -> Outcome {
+        var offset = 0
+        while offset + Self.headerLength <= bytes.count {
+            let length = Int(bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+            let type = bytes.loadUnaligned(fromByteOffset: offset + 4, as: UInt16.self)
+            guard length >= Self.headerLength, offset + length <= bytes.count else {
+                throw ProbeError(.malformedReply, "sock_diag reply has a message of length \(length) at offset \(offset) of \(bytes.count)")
+            }
+            switch type {
+            case Self.nlmsgDone:
+                return .done
+            case Self.nlmsgError:
+                let code = length >= 20 ? bytes.loadUnaligned(fromByteOffset: offset + 16, as: Int32.self) : 0
+                if code == 0 { break }  // an ACK, not an error
+                throw ProbeError(.netlinkUnavailable, "the kernel refused the sock_diag dump (error \(-code))", errno: -code)
+            case InetDiagRequest.sockDiagByFamily:
+                guard length >= Self.headerLength + Self.messageLength else {
+                    throw ProbeError(.malformedReply, "sock_diag message of \(length) bytes is shorter than inet_diag_msg")
+                }
+                if let record = Self.record(bytes, at: offset + Self.headerLength) { records.append(record) }
+            default:
+                break
+            }
+            offset += (length + 3) & ~3
+        }
+        return .more
+    }
+
+    /// Decodes one `inet_diag_msg`; `nil` for a state number this build does not know.
+    @inline(__always)
+    static func record(_ b: UnsafeRawBufferPointer, at base: Int) -> SocketRecord? {
+        let family = b[base]
+        guard let state = TCPState(rawValue: b[base + 1]) else { return nil }
+        let timerKind = b[base + 2]
+        let retransmits = b[base + 3]
+        let sport = UInt16(bigEndian: b.loadUnaligned(fromByteOffset: base + 4, as: UInt16.self))
+        let dport = UInt16(bigEndian: b.loadUnaligned(fromByteOffset: base + 6, as: UInt16.self))
+        let src = address(b, at: base + 8, family: family)
+        let dst = address(b, at: base + 24, family: family)
+        let cookieLow = UInt64(b.loadUnaligned(fromByteOffset: base + 44, as: UInt32.self))
+        let cookieHigh = UInt64(b.loadUnaligned(fromByteOffset: base + 48, as: UInt32.self))
+        let expires = b.loadUnaligned(fromByteOffset: base + 52, as: UInt32.self)
+        let rqueue = b.loadUnaligned(fromByteOffset: base + 56, as: UInt32.self)
+        let wqueue = b.loadUnaligned(fromByteOffset: base + 60, as: UInt32.self)
+        let uid = b.loadUnaligned(fromByteOffset: base + 64, as: UInt32.self)
+        let inode = b.loadUnaligned(fromByteOffset: base + 68, as: UInt32.self)
+        let timer = SocketTimer.Kind(rawValue: timerKind).map {
+            SocketTimer(kind: $0, expiresInMilliseconds: Int64(expires), retransmits: UInt32(retransmits))
+        }
+        return SocketRecord(
+            state: state,
+            local: Endpoint(address: src, port: sport),
+            remote: Endpoint(address: dst, port: dport),
+            recvQ: rqueue, sendQ: wqueue, timer: timer, uid: uid, inode: UInt64(inode),
+            cookie: cookieHigh << 32 | cookieLow
+        )
+    }
+
+    @inline(__always)
+    static func address(_ b: UnsafeRawBufferPointer, at offset: Int, family: UInt8) -> IPAddress {
+        if family == InetDiagRequest.familyIPv4 {
+            return .v4(UInt32(bigEndian: b.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+        }
+        return .v6(
+            high: UInt64(bigEndian: b.loadUnaligned(fromByteOffset: offset, as: UInt64.self)),
+            low: UInt64(bigEndian: b.loadUnaligned(fromByteOffset: offset + 8, as: UInt64.self))
+        )
+    }
+}
