@@ -10,6 +10,8 @@ let package = Package(
     products: [
         .executable(name: "linger", targets: ["LingerCLI"]),
         .library(name: "LingerCore", targets: ["LingerCore"]),
+        // Test peers (see Sources/LingerFixture); a product only so the binary gets its name.
+        .executable(name: "linger-fixture", targets: ["LingerFixture"]),
         .library(name: "LingerProbe", targets: ["LingerProbe"]),
     ],
     dependencies: [

@@ -1,1 +1,187 @@
-print("x")
+// linger-fixture: real peers that put TCP sockets into a chosen state and hold them there.
+//
+// Integration tests and benchmarks start it inside a network namespace, wait for the line "ready ..." on
+// stdout, inspect the namespace, then close its stdin; it then closes every socket and exits. It uses
+// plain POSIX sockets so that what it does is exactly what a naive or careful C program would do.
+//
+//   linger-fixture server  --port P [--address A] [--backlog B] [--no-accept] [--on-eof hold|close]
+//   linger-fixture clients --port P [--address A] --count N [--then hold|close|half-close|reset] [--nonblocking]
+//
+// server:  listens; accepts unless --no-accept; on a peer's FIN it closes (close: the correct server), or
+//          never reads at all (hold: the socket sits in CLOSE_WAIT with the FIN unread), or reads the EOF and
+//          forgets to close (ignore: the classic bug; CLOSE_WAIT with nothing left to read).
+// clients: makes N connections, then holds them (ESTABLISHED), closes them first (TIME_WAIT here, or
+//          CLOSE_WAIT at a holding server), half-closes them (FIN_WAIT2 held by this process), or resets them.
+@preconcurrency import Glibc
+import CLingerLinux
+
+struct Options {
+    var mode = ""
+    var address = "127.0.0.1"
+    var port: UInt16 = 0
+    var count = 1
+    var backlog: Int32 = 4096
+    var accept = true
+    var onEOF = "close"
+    var then = "hold"
+    var nonblocking = false
+}
+
+func fail(_ message: String) -> Never {
+    fputs("linger-fixture: \(message)\n", stderr)
+    exit(2)
+}
+
+func number<T: FixedWidthInteger>(_ text: String, _ option: String) -> T {
+    guard let value = T(text) else { fail("bad \(option) \(text)") }
+    return value
+}
+
+func parse(_ arguments: [String]) -> Options {
+    var options = Options()
+    guard arguments.count >= 2 else { fail("usage: linger-fixture server|clients --port P ...") }
+    options.mode = arguments[1]
+    var i = 2
+    func value() -> String {
+        i += 1
+        guard i < arguments.count else { fail("\(arguments[i - 1]) needs a value") }
+        return arguments[i]
+    }
+    while i < arguments.count {
+        switch arguments[i] {
+        case "--port": options.port = number(value(), "--port")
+        case "--address": options.address = value()
+        case "--count": options.count = number(value(), "--count")
+        case "--backlog": options.backlog = number(value(), "--backlog")
+        case "--no-accept": options.accept = false
+        case "--on-eof": options.onEOF = value()
+        case "--then": options.then = value()
+        case "--nonblocking": options.nonblocking = true
+        default: fail("unknown argument \(arguments[i])")
+        }
+        i += 1
+    }
+    return options
+}
+
+func socketAddress(_ address: String, _ port: UInt16) -> sockaddr_in {
+    var sin = sockaddr_in()
+    sin.sin_family = sa_family_t(AF_INET)
+    sin.sin_port = port.bigEndian
+    guard inet_pton(AF_INET, address, &sin.sin_addr) == 1 else { fail("bad IPv4 address \(address)") }
+    return sin
+}
+
+func raiseFileLimit() {
+    var limit = rlimit()
+    getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    limit.rlim_cur = limit.rlim_max
+    setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+}
+
+func say(_ line: String) {
+    print(line)
+    fflush(stdout)
+}
+
+/// Blocks until stdin reaches EOF (the test is done with us) while serving `extra` fds via `onReadable`.
+func waitForStdinEOF(watching extra: () -> [Int32], onReadable: (Int32) -> Void) {
+    var buffer = [UInt8](repeating: 0, count: 512)
+    while true {
+        var fds = [pollfd(fd: 0, events: Int16(POLLIN), revents: 0)]
+        fds += extra().map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        let ready = poll(&fds, nfds_t(fds.count), 1000)
+        if ready < 0 && errno != EINTR { fail("poll: \(String(cString: strerror(errno)))") }
+        if ready <= 0 { continue }
+        if fds[0].revents != 0 {
+            if read(0, &buffer, buffer.count) <= 0 { return }
+        }
+        for entry in fds.dropFirst() where entry.revents != 0 { onReadable(entry.fd) }
+    }
+}
+
+func runServer(_ options: Options) {
+    let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard listener >= 0 else { fail("socket: \(String(cString: strerror(errno)))") }
+    var one: Int32 = 1
+    setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+    var address = socketAddress(options.address, options.port)
+    let bound = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard bound == 0 else { fail("bind \(options.address):\(options.port): \(String(cString: strerror(errno)))") }
+    guard listen(listener, options.backlog) == 0 else { fail("listen: \(String(cString: strerror(errno)))") }
+    say("ready server pid=\(getpid()) port=\(options.port)")
+
+    var accepted = Set<Int32>()
+    var leaked: [Int32] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    waitForStdinEOF(
+        watching: { (options.accept ? [listener] : []) + (options.onEOF == "hold" ? [] : Array(accepted)) },
+        onReadable: { fd in
+            if fd == listener {
+                let client = accept(listener, nil, nil)
+                if client >= 0 { accepted.insert(client) }
+                return
+            }
+            let n = read(fd, &buffer, buffer.count)
+            if n <= 0 {  // EOF or error: the correct server closes at once; the buggy one only stops watching.
+                if options.onEOF == "close" { close(fd) } else { leaked.append(fd) }
+                accepted.remove(fd)
+            }
+        })
+    for fd in accepted { close(fd) }
+    for fd in leaked { close(fd) }
+    close(listener)
+}
+
+func runClients(_ options: Options) {
+    var address = socketAddress(options.address, options.port)
+    var sockets: [Int32] = []
+    var failures = 0
+    var lastError = ""
+    for _ in 0..<options.count {
+        let type = Int32(SOCK_STREAM.rawValue) | (options.nonblocking ? Int32(SOCK_NONBLOCK.rawValue) : 0)
+        let fd = socket(AF_INET, type, 0)
+        guard fd >= 0 else { failures += 1; lastError = String(cString: strerror(errno)); continue }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if result != 0 && !(options.nonblocking && errno == EINPROGRESS) {
+            failures += 1
+            lastError = String(cString: strerror(errno))
+            close(fd)
+            continue
+        }
+        sockets.append(fd)
+    }
+    switch options.then {
+    case "hold": break
+    case "close":
+        for fd in sockets { close(fd) }
+        sockets.removeAll()
+    case "half-close":
+        for fd in sockets { shutdown(fd, Int32(SHUT_WR)) }
+    case "reset":
+        for fd in sockets { clinger_set_linger(fd, 1, 0); close(fd) }
+        sockets.removeAll()
+    default: fail("unknown --then \(options.then)")
+    }
+    say("ready clients pid=\(getpid()) connected=\(options.count - failures) failed=\(failures)"
+        + (failures > 0 ? " error=\(lastError.replacingSpaces())" : ""))
+    waitForStdinEOF(watching: { [] }, onReadable: { _ in })
+    for fd in sockets { close(fd) }
+}
+
+extension String {
+    func replacingSpaces() -> String { String(map { $0 == " " ? "_" : $0 }) }
+}
+
+signal(SIGPIPE, SIG_IGN)
+raiseFileLimit()
+let options = parse(CommandLine.arguments)
+switch options.mode {
+case "server": runServer(options)
+case "clients": runClients(options)
+default: fail("unknown mode \(options.mode); use server or clients")
+}

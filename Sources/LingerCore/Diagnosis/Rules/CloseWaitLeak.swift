@@ -17,8 +17,12 @@ public struct CloseWaitLeak: DiagnosisRule {
                 guard sockets.count >= t.closeWaitWarning else { return nil }
                 let severity: Severity = sockets.count >= t.closeWaitCritical ? .critical : .warning
                 let localPorts = Set(sockets.map(\.local.port)).sorted()
-                let peers = topCounts(sockets.map(\.remote), limit: 5, describe: \.description)
-                let unread = sockets.filter { $0.recvQ > 0 }
+                let peers = topCounts(sockets.map(\.remote.address), limit: 5, describe: \.description)
+                let remotePorts = Set(sockets.map(\.remote.port)).sorted()
+                // In CLOSE_WAIT the peer's FIN occupies one sequence number, so recv-Q is 1 until the
+                // application reads the EOF, 0 once it has (and then forgot to close), 1 + n with n data bytes unread.
+                let readEOF = sockets.filter { $0.recvQ == 0 }.count
+                let unreadData = sockets.filter { $0.recvQ > 1 }.count
                 let examples = sockets.prefix(t.examplesPerFinding)
                 let fds = sockets.compactMap { $0.owners.first?.fd }.sorted()
 
@@ -26,18 +30,26 @@ public struct CloseWaitLeak: DiagnosisRule {
                     ("count", .number(sockets.count)),
                     ("localPorts", .array(localPorts.map { .number($0) })),
                     ("remotePeers", countsJSON(peers, keyName: "peer")),
-                    ("withUnreadData", .number(unread.count)),
+                    ("remotePorts", .array(remotePorts.prefix(10).map { .number($0) })),
+                    ("distinctRemotePorts", .number(remotePorts.count)),
+                    ("readEOF", .number(readEOF)),
+                    ("notReadToEOF", .number(sockets.count - readEOF)),
+                    ("withUnreadData", .number(unreadData)),
                     ("fds", .array(fds.prefix(20).map { .number($0) })),
                 ]
                 let portText = localPorts.count == 1 ? "local port \(localPorts[0])" : "local ports \(portsText(localPorts))"
                 var lines = [
                     "\(sockets.count) sockets in CLOSE_WAIT held by \(owner.label) on \(portText)",
-                    "remote peers: \(countsText(peers))",
+                    "remote peers: \(countsText(peers)); remote ports: \(portsText(remotePorts))",
                 ]
-                if !unread.isEmpty {
+                if readEOF > 0 {
                     lines.append(
-                        "\(unread.count) of them still have unread bytes (recv-Q > 0): the application stopped reading before EOF"
-                    )
+                        "\(readEOF) have recv-Q 0: the application read the EOF (read returned 0) and still did not close")
+                }
+                if sockets.count - readEOF > 0 {
+                    lines.append(
+                        "\(sockets.count - readEOF) were never read up to the EOF (recv-Q ≥ 1, the FIN counts as one)"
+                            + (unreadData > 0 ? ", \(unreadData) with unread data: the application stopped reading them" : ": the application no longer reads them"))
                 }
                 if !fds.isEmpty { lines.append("file descriptors: \(fds.prefix(20).map(String.init).joined(separator: ", "))\(fds.count > 20 ? ", …" : "")") }
                 if let earlierInodes, let interval = context.confirmInterval {

@@ -13,7 +13,7 @@ public struct FinWait2Stall: DiagnosisRule {
 
         let held = Dictionary(grouping: finWait2.filter { !$0.isOrphan }, by: OwnerKey.init)
         for (owner, sockets) in held.sorted(by: { $0.value.count > $1.value.count }) where sockets.count >= t.heldFinWait2Warning {
-            let peers = topCounts(sockets.map(\.remote), limit: 5, describe: \.description)
+            let peers = topCounts(sockets.map(\.remote.address), limit: 5, describe: \.description)
             let examples = sockets.prefix(t.examplesPerFinding)
             findings.append(
                 Finding(
@@ -39,7 +39,7 @@ public struct FinWait2Stall: DiagnosisRule {
 
         let orphans = finWait2.filter(\.isOrphan)
         if orphans.count >= t.orphanFinWait2Warning {
-            let peers = topCounts(orphans.map(\.remote), limit: 5, describe: \.description)
+            let peers = topCounts(orphans.map(\.remote.address), limit: 5, describe: \.description)
             let timeoutText = finTimeout.map { "\($0) s" } ?? "tcp_fin_timeout"
             findings.append(
                 Finding(
