@@ -1,0 +1,50 @@
+import Foundation
+import Testing
+
+/// Bad input gets one line naming the problem and the valid choices, a non-zero exit, and no stack trace.
+extension Integration {
+@Suite
+struct CommandLineTests {
+    private func expectCleanRefusal(_ arguments: [String], status: Int32, mentions: [String]) throws {
+        let result = try linger(arguments)
+        #expect(result.status == status, "\(arguments): \(result.stderr)")
+        for word in mentions { #expect(result.stderr.contains(word), "\(arguments): \(result.stderr)") }
+        #expect(!result.stderr.contains("Stack dump") && !result.stderr.contains("Fatal error"))
+        #expect(result.stdout.isEmpty)
+    }
+
+    @Test func unknownStateListsTheValidOnes() throws {
+        try expectCleanRefusal(["sockets", "--state", "half-open"], status: 64, mentions: ["half-open", "CLOSE_WAIT", "connected"])
+        try expectCleanRefusal(["explain", "wat"], status: 64, mentions: ["wat", "TIME_WAIT"])
+    }
+
+    @Test func malformedPortsAndRanges() throws {
+        try expectCleanRefusal(["sockets", "--local-port", "99999"], status: 64, mentions: ["99999", "1 to 65535"])
+        try expectCleanRefusal(["sockets", "--remote-port", "http"], status: 64, mentions: ["http"])
+        try expectCleanRefusal(["sockets", "--address", "10.0.0.0/40"], status: 64, mentions: ["10.0.0.0/40", "CIDR"])
+        try expectCleanRefusal(["doctor", "--confirm", "-1"], status: 64, mentions: ["--confirm"])
+    }
+
+    @Test(.enabled(if: canUseNamespaces)) func missingNamespaceIsNamed() throws {
+        try expectCleanRefusal(["sockets", "--netns", "no-such-namespace-xyz"], status: 1, mentions: ["no-such-namespace-xyz", "does not exist"])
+        // The doctor keeps 1 and 2 for findings, so a failure to read is 3.
+        try expectCleanRefusal(["doctor", "--netns", "no-such-namespace-xyz"], status: 3, mentions: ["does not exist"])
+    }
+
+    @Test func explainSaysWhatTheKernelDoes() throws {
+        let result = try linger(["explain", "time-wait"])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("60 seconds, fixed"))
+        let json = try linger(["explain", "CLOSE_WAIT", "--json"]).json()
+        #expect(json["state"] as? String == "CLOSE_WAIT")
+        #expect((json["timer"] as? String)?.hasPrefix("None") == true)
+    }
+
+    @Test func listingOfThisMachineParses() throws {
+        let result = try linger(["sockets", "--json"])
+        #expect(result.status == 0)
+        let json = try result.json()
+        #expect(json["sockets"] is [Any] && json["takenAt"] is String)
+    }
+}
+}

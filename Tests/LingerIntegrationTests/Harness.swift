@@ -1,0 +1,241 @@
+import Foundation
+import Testing
+
+/// Whether the machine lets us create network namespaces (root on Linux); integration tests need it.
+let canUseNamespaces: Bool = {
+    #if os(Linux)
+    return getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/ip")
+        || FileManager.default.isExecutableFile(atPath: "/sbin/ip")
+    #else
+    return false
+    #endif
+}()
+
+/// The directory holding the built `linger` and `linger-fixture` binaries (the test bundle sits beside them).
+let productsDirectory: URL = {
+    let candidates = [
+        URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent(),
+        Bundle.main.bundleURL,
+    ]
+    for directory in candidates {
+        var current = directory
+        for _ in 0..<3 {
+            if FileManager.default.isExecutableFile(atPath: current.appendingPathComponent("linger").path) { return current }
+            current = current.deletingLastPathComponent()
+        }
+    }
+    return candidates[0]
+}()
+
+struct CommandResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+
+    func json() throws -> [String: Any] {
+        let object = try JSONSerialization.jsonObject(with: Data(stdout.utf8))
+        return try #require(object as? [String: Any], "stdout is not a JSON object: \(stdout.prefix(300))")
+    }
+}
+
+/// Runs a program to completion with a deadline; output is collected through files so large output never
+/// blocks the child on a full pipe.
+@discardableResult
+func run(_ executable: String, _ arguments: [String], timeout: Double = 60) throws -> CommandResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    let outURL = FileManager.default.temporaryDirectory.appendingPathComponent("linger-test-\(UUID().uuidString).out")
+    let errURL = outURL.appendingPathExtension("err")
+    FileManager.default.createFile(atPath: outURL.path, contents: nil)
+    FileManager.default.createFile(atPath: errURL.path, contents: nil)
+    defer {
+        try? FileManager.default.removeItem(at: outURL)
+        try? FileManager.default.removeItem(at: errURL)
+    }
+    let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    let deadline = Date().addingTimeInterval(timeout)
+    while process.isRunning && Date() < deadline { usleep(10_000) }
+    if process.isRunning {
+        process.terminate()
+        process.waitUntilExit()
+    }
+    try out.close()
+    try err.close()
+    return CommandResult(
+        status: process.terminationStatus,
+        stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
+        stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
+}
+
+/// `linger ARGS` from this build.
+func linger(_ arguments: [String]) throws -> CommandResult {
+    try run(productsDirectory.appendingPathComponent("linger").path, arguments)
+}
+
+private let ipPath = FileManager.default.isExecutableFile(atPath: "/usr/bin/ip") ? "/usr/bin/ip" : "/sbin/ip"
+
+/// A network namespace owned by one test: created with loopback up, deleted (with every fixture in it
+/// stopped first) when the test ends, pass or fail.
+final class TestNamespace {
+    let name: String
+    private(set) var fixtures: [FixtureProcess] = []
+    private static let counter = Counter()
+
+    init() throws {
+        name = "linger-test-\(getpid())-\(TestNamespace.counter.next())"
+        try ip(["netns", "add", name])
+        try ip(["-n", name, "link", "set", "lo", "up"])
+        // On loopback a late duplicate ACK can reach a server socket that already finished and draw an RST,
+        // and an in-window RST kills TIME_WAIT (FACTS §2.2). RFC 1337 protection keeps TIME_WAIT counts exact.
+        try sysctl("net.ipv4.tcp_rfc1337", "1")
+    }
+
+    deinit { tearDown() }
+
+    @discardableResult
+    func ip(_ arguments: [String]) throws -> CommandResult {
+        let result = try run(ipPath, arguments)
+        if result.status != 0 { throw HarnessError("ip \(arguments.joined(separator: " ")) failed: \(result.stderr)") }
+        return result
+    }
+
+    /// Sets a per-namespace sysctl such as `net.ipv4.ip_local_port_range`.
+    func sysctl(_ key: String, _ value: String) throws {
+        let path = "/proc/sys/" + key.replacingOccurrences(of: ".", with: "/")
+        try exec(["/bin/sh", "-c", "echo '\(value)' > \(path)"])
+    }
+
+    /// Runs a command inside the namespace.
+    @discardableResult
+    func exec(_ command: [String]) throws -> CommandResult {
+        try run(ipPath, ["netns", "exec", name] + command)
+    }
+
+    /// Starts `linger-fixture ARGS` inside the namespace and waits for its "ready" line.
+    func start(_ arguments: [String]) throws -> FixtureProcess {
+        let fixture = try FixtureProcess(namespace: name, ipPath: ipPath, arguments: arguments)
+        fixtures.append(fixture)
+        return fixture
+    }
+
+    /// `ss -Htan` in the namespace, counted by kernel state name.
+    func ssCounts() throws -> [String: Int] {
+        let result = try exec(["ss", "-Htan"])
+        var counts = [String: Int]()
+        for line in result.stdout.split(separator: "\n") {
+            guard let label = line.split(separator: " ").first else { continue }
+            counts[ssStateNames[String(label)] ?? String(label), default: 0] += 1
+        }
+        return counts
+    }
+
+    /// Waits (up to 10 s) until `ss` shows at least `count` sockets in `state`, so a test inspects a table
+    /// that has settled rather than one still mid-handshake or mid-close.
+    func waitFor(_ state: String, atLeast count: Int) throws {
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            if try ssCounts()[state, default: 0] >= count { return }
+            usleep(50_000)
+        }
+        throw HarnessError("namespace \(name) never reached \(count) sockets in \(state): \(try ssCounts())")
+    }
+
+    /// Stops every fixture (they close their sockets on stdin EOF), checks that nothing they held was left
+    /// in CLOSE_WAIT, then deletes the namespace.
+    func tearDown() {
+        for fixture in fixtures { fixture.stop() }
+        fixtures.removeAll()
+        _ = try? run(ipPath, ["netns", "delete", name])
+    }
+
+    /// After stopping the fixtures: the CLOSE_WAIT sockets left in the namespace (should be none).
+    func stopFixturesAndCountCloseWait() throws -> Int {
+        for fixture in fixtures { fixture.stop() }
+        fixtures.removeAll()
+        let result = try exec(["ss", "-Htan", "state", "close-wait"])
+        return result.stdout.split(separator: "\n").count
+    }
+}
+
+/// A running `linger-fixture`; its stdin is our pipe, and closing it asks the fixture to close and exit.
+final class FixtureProcess {
+    let process = Process()
+    private let stdin = Pipe()
+    private let stdout = Pipe()
+    let readyLine: String
+
+    init(namespace: String, ipPath: String, arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: ipPath)
+        process.arguments = ["netns", "exec", namespace, productsDirectory.appendingPathComponent("linger-fixture").path] + arguments
+        process.standardInput = stdin
+        process.standardOutput = stdout
+        try process.run()
+        // Read the first line ("ready ...") with a deadline.
+        var line = Data()
+        let deadline = Date().addingTimeInterval(30)
+        let fd = stdout.fileHandleForReading.fileDescriptor
+        var byte: UInt8 = 0
+        while Date() < deadline {
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&poller, 1, 200) > 0 else { continue }
+            if read(fd, &byte, 1) != 1 { break }
+            if byte == UInt8(ascii: "\n") { break }
+            line.append(byte)
+        }
+        readyLine = String(decoding: line, as: UTF8.self)
+        guard readyLine.hasPrefix("ready") else {
+            stop()
+            throw HarnessError("linger-fixture \(arguments.joined(separator: " ")) did not get ready: '\(readyLine)'")
+        }
+    }
+
+    /// The fixture's own pid (the `ip netns exec` wrapper execs it, so it is the process's pid).
+    var pid: Int32 { process.processIdentifier }
+
+    /// `key=value` from the ready line.
+    func value(_ key: String) -> String? {
+        readyLine.split(separator: " ").first { $0.hasPrefix(key + "=") }.map { String($0.dropFirst(key.count + 1)) }
+    }
+
+    func stop() {
+        guard process.isRunning else { return }
+        try? stdin.fileHandleForWriting.close()
+        let deadline = Date().addingTimeInterval(10)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        try? stdout.fileHandleForReading.close()
+    }
+
+    deinit { stop() }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+final class Counter: @unchecked Sendable {
+    private var value = 0
+    private let lock = NSLock()
+    func next() -> Int { lock.withLock { value += 1; return value } }
+}
+
+/// `ss` column labels → kernel state names.
+let ssStateNames = [
+    "ESTAB": "ESTABLISHED", "SYN-SENT": "SYN_SENT", "SYN-RECV": "SYN_RECV", "FIN-WAIT-1": "FIN_WAIT1",
+    "FIN-WAIT-2": "FIN_WAIT2", "TIME-WAIT": "TIME_WAIT", "UNCONN": "CLOSE", "CLOSE-WAIT": "CLOSE_WAIT",
+    "LAST-ACK": "LAST_ACK", "LISTEN": "LISTEN", "CLOSING": "CLOSING",
+]
+
+/// Open fds of this test process, to prove the harness itself leaks nothing.
+func openFileDescriptorCount() -> Int {
+    (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
+}
