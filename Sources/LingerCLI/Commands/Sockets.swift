@@ -34,7 +34,7 @@ struct Sockets: ParsableCommand {
         let probe = try probeOptions.makeProbe()
         let wantOwners = processes || filter.needsOwners
         let snapshot = try probe.snapshot(states: filter.states, owners: wantOwners ? .all : .none, kernelContext: false)
-        let records = snapshot.records.filter(filter.matches)
+        let records = filter.checksMoreThanStates ? snapshot.records.filter(filter.matches) : snapshot.records
         if let coverage = snapshot.attribution, coverage.processesDenied > 0 {
             StandardOutput.note(
                 "could not read the fds of \(coverage.processesDenied) of \(coverage.processesDenied + coverage.processesScanned) "
@@ -50,6 +50,6 @@ struct Sockets: ParsableCommand {
             return
         }
         let renderer = SocketTableRenderer(showOwners: wantOwners)
-        StandardOutput.write(output.json ? renderer.json(records, snapshot: snapshot) : renderer.text(records))
+        if output.json { renderer.json(records, snapshot: snapshot) } else { renderer.text(records) }
     }
 }

@@ -3,17 +3,29 @@ import LingerCore
 /// Renders socket listings into one byte buffer: text like `ss -tan` (plus owners with `-p`), or JSON.
 ///
 /// Speed matters here — with 100,000 sockets, formatting is most of the work — so everything is appended
-/// to a single `[UInt8]` with no per-field `String`.
+/// to one reused `[UInt8]` with no per-field `String`, handed to `emit` every ``chunkSize`` bytes so a large
+/// table never sits in memory twice (records plus their text).
 struct SocketTableRenderer {
     var showOwners: Bool
+    /// Receives each finished chunk of output (stdout in the CLI).
+    var emit: ([UInt8]) -> Void = { StandardOutput.write($0) }
+
+    static let chunkSize = 256 * 1024
+
+    private func flushIfFull(_ out: inout [UInt8]) {
+        if out.count >= Self.chunkSize {
+            emit(out)
+            out.removeAll(keepingCapacity: true)
+        }
+    }
 
     static let stateWidth = 13
     static let queueWidth = 7
     static let endpointWidth = 28
 
-    func text(_ records: [SocketRecord]) -> [UInt8] {
+    func text(_ records: [SocketRecord]) {
         var out: [UInt8] = []
-        out.reserveCapacity(records.count * (showOwners ? 130 : 90) + 128)
+        out.reserveCapacity(Self.chunkSize + 1024)
         pad("State", Self.stateWidth, &out)
         padLeft("Recv-Q", Self.queueWidth, &out)
         padLeft("Send-Q", Self.queueWidth, &out)
@@ -28,6 +40,7 @@ struct SocketTableRenderer {
         }
         out.append(UInt8(ascii: "\n"))
         for record in records {
+            flushIfFull(&out)
             let start = out.count
             out.append(contentsOf: record.state.ssName.utf8)
             spaces(Self.stateWidth - (out.count - start), &out)
@@ -57,19 +70,20 @@ struct SocketTableRenderer {
             }
             out.append(UInt8(ascii: "\n"))
         }
-        return out
+        emit(out)
     }
 
     /// `{"takenAt": ..., "source": ..., "sockets": [...]}` — the listing contract of `linger sockets --json`.
-    func json(_ records: [SocketRecord], snapshot: Snapshot) -> [UInt8] {
+    func json(_ records: [SocketRecord], snapshot: Snapshot) {
         var out: [UInt8] = []
-        out.reserveCapacity(records.count * 260 + 128)
+        out.reserveCapacity(Self.chunkSize + 1024)
         out.append(contentsOf: "{\"takenAt\":".utf8)
         JSONText.appendString(Timestamp.iso8601(snapshot.takenAt), to: &out)
         out.append(contentsOf: ",\"source\":\"".utf8)
         out.append(contentsOf: snapshot.source.rawValue.utf8)
         out.append(contentsOf: "\",\"sockets\":[".utf8)
         for (index, record) in records.enumerated() {
+            flushIfFull(&out)
             if index > 0 { out.append(UInt8(ascii: ",")) }
             out.append(contentsOf: "\n{\"state\":\"".utf8)
             out.append(contentsOf: record.state.kernelName.utf8)
@@ -107,7 +121,7 @@ struct SocketTableRenderer {
             out.append(contentsOf: "]}".utf8)
         }
         out.append(contentsOf: "\n]}\n".utf8)
-        return out
+        emit(out)
     }
 
     private func endpoint(_ endpoint: Endpoint, _ out: inout [UInt8]) {

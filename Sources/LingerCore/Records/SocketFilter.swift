@@ -28,6 +28,12 @@ public struct SocketFilter: Sendable, Hashable {
         self.processNames = processNames
     }
 
+    /// Whether anything besides the state set must be checked per record (the state set alone is applied
+    /// by the probe while reading, so such a filter needs no second pass).
+    public var checksMoreThanStates: Bool {
+        !localPorts.isEmpty || !remotePorts.isEmpty || !addresses.isEmpty || needsOwners
+    }
+
     /// Whether the filter can only be evaluated once owners are known.
     public var needsOwners: Bool { !pids.isEmpty || !processNames.isEmpty }
 

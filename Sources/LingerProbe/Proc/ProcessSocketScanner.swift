@@ -1,10 +1,13 @@
 #if os(Linux)
 @preconcurrency import Glibc
+import Dispatch
 import LingerCore
+import Synchronization
 
 /// Maps socket inodes to the processes holding them by walking `/proc/PID/fd` once, as `ss -p` does
-/// (`user_ent_hash_build` in `misc/ss.c`) but with one hash table sized for the job, so the cost stays
-/// linear in the number of fds.
+/// (`user_ent_hash_build` in `misc/ss.c`), but with one hash table sized for the job so the cost stays
+/// linear in the number of fds, and with the walk shared among the CPUs: it is one `readlink` per fd,
+/// and with 75,000 fds those system calls are most of the time `linger sockets -p` takes.
 struct ProcessSocketScanner {
     var procRoot = "/proc"
 
@@ -13,62 +16,92 @@ struct ProcessSocketScanner {
         var coverage: AttributionCoverage
     }
 
+    /// What one worker found; each worker writes only its own slot.
+    private final class WorkerResults: @unchecked Sendable {
+        var found: [[(UInt64, SocketOwner)]]
+        var scanned: [Int]
+        var denied: [Int]
+        init(workers: Int) {
+            found = Array(repeating: [], count: workers)
+            scanned = Array(repeating: 0, count: workers)
+            denied = Array(repeating: 0, count: workers)
+        }
+    }
+
     /// Finds the owners of `wanted` inodes (all socket inodes when `wanted` is nil).
     func scan(wanted: Set<UInt64>?) -> Result {
-        var owners = [UInt64: [SocketOwner]]()
-        if let wanted { owners.reserveCapacity(wanted.count) }
-        var scanned = 0, denied = 0
-        guard case .success(let proc) = system_opendir(procRoot) else {
-            return Result(owners: [:], coverage: AttributionCoverage(processesScanned: 0, processesDenied: 0))
-        }
-        defer { system_closedir(proc) }
-        let procFD = system_dirfd(proc)
-        var link = [CChar](repeating: 0, count: 64)
-        var pidPath = [CChar](repeating: 0, count: 32)
-
-        while let entry = system_readdir(proc) {
-            guard let pid = Self.pid(of: entry) else { continue }
-            // "<pid>/fd" relative to /proc, opened with openat so no path string is built per process.
-            let fdDirectory: Int32? = pidPath.withUnsafeMutableBufferPointer { path in
-                let text = "\(pid)/fd"
-                var i = 0
-                for byte in text.utf8 { path[i] = CChar(bitPattern: byte); i += 1 }
-                path[i] = 0
-                switch system_openat(procFD, path.baseAddress!, O_RDONLY | O_DIRECTORY) {
-                case .success(let fd): return fd
+        let pids = listProcesses()
+        let workers = max(1, min(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 8, pids.count))
+        let results = WorkerResults(workers: workers)
+        let next = Atomic<Int>(0)
+        let procRoot = self.procRoot
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            var link = [CChar](repeating: 0, count: 64)
+            var found: [(UInt64, SocketOwner)] = []
+            var scanned = 0, denied = 0
+            while true {
+                // Processes are handed out one at a time, so a few huge ones do not pile onto one worker.
+                let index = next.add(1, ordering: .relaxed).oldValue
+                guard index < pids.count else { break }
+                let pid = pids[index]
+                switch system_opendir("\(procRoot)/\(pid)/fd") {
                 case .failure(let error):
                     if error.code == EACCES || error.code == EPERM { denied += 1 }
-                    return nil
+                case .success(let fds):
+                    scanned += 1
+                    Self.scanDescriptors(fds, pid: pid, procRoot: procRoot, wanted: wanted, link: &link, into: &found)
+                    system_closedir(fds)
                 }
             }
-            guard let fdDirectory, case .success(let fds) = system_fdopendir(fdDirectory) else { continue }
-            scanned += 1
-            var name: String?
-            let dirFD = system_dirfd(fds)
-            while let fdEntry = system_readdir(fds) {
-                guard let fd = Self.number(of: fdEntry) else { continue }
-                let length: Int = withUnsafeMutablePointer(to: &fdEntry.pointee.d_name) { namePointer in
-                    namePointer.withMemoryRebound(to: CChar.self, capacity: 256) { cName in
-                        link.withUnsafeMutableBufferPointer { buffer in
-                            (try? system_readlinkat(dirFD, cName, buffer.baseAddress!, buffer.count).get()) ?? -1
-                        }
+            results.found[worker] = found
+            results.scanned[worker] = scanned
+            results.denied[worker] = denied
+        }
+        var owners = [UInt64: [SocketOwner]]()
+        owners.reserveCapacity(results.found.reduce(0) { $0 + $1.count })
+        for batch in results.found {
+            for (inode, owner) in batch { owners[inode, default: []].append(owner) }
+        }
+        return Result(
+            owners: owners,
+            coverage: AttributionCoverage(
+                processesScanned: results.scanned.reduce(0, +), processesDenied: results.denied.reduce(0, +)))
+    }
+
+    /// The numeric entries of `/proc`.
+    private func listProcesses() -> [Int32] {
+        guard case .success(let proc) = system_opendir(procRoot) else { return [] }
+        defer { system_closedir(proc) }
+        var pids: [Int32] = []
+        while let entry = system_readdir(proc) {
+            if let pid = Self.number(of: entry) { pids.append(pid) }
+        }
+        return pids
+    }
+
+    private static func scanDescriptors(
+        _ fds: OpaquePointer, pid: Int32, procRoot: String, wanted: Set<UInt64>?, link: inout [CChar],
+        into found: inout [(UInt64, SocketOwner)]
+    ) {
+        var name: String?
+        let dirFD = system_dirfd(fds)
+        while let fdEntry = system_readdir(fds) {
+            guard let fd = number(of: fdEntry) else { continue }
+            let length: Int = withUnsafeMutablePointer(to: &fdEntry.pointee.d_name) { namePointer in
+                namePointer.withMemoryRebound(to: CChar.self, capacity: 256) { cName in
+                    link.withUnsafeMutableBufferPointer { buffer in
+                        (try? system_readlinkat(dirFD, cName, buffer.baseAddress!, buffer.count).get()) ?? -1
                     }
                 }
-                guard length > 0, let inode = Self.socketInode(link, length: length) else { continue }
-                if let wanted, !wanted.contains(inode) { continue }
-                if name == nil { name = Self.commandName(pid: pid, procRoot: procRoot) }
-                owners[inode, default: []].append(SocketOwner(pid: pid, name: name ?? "?", fd: fd))
             }
-            system_closedir(fds)
+            guard length > 0, let inode = socketInode(link, length: length) else { continue }
+            if let wanted, !wanted.contains(inode) { continue }
+            if name == nil { name = commandName(pid: pid, procRoot: procRoot) }
+            found.append((inode, SocketOwner(pid: pid, name: name ?? "?", fd: fd)))
         }
-        return Result(owners: owners, coverage: AttributionCoverage(processesScanned: scanned, processesDenied: denied))
     }
 
-    /// The entry's name as a pid when it is all digits (processes); `nil` for `self`, `sys`, ...
-    private static func pid(of entry: UnsafeMutablePointer<dirent>) -> Int32? {
-        number(of: entry).map { Int32($0) }
-    }
-
+    /// A directory entry's name as a number when it is all digits; `nil` for `self`, `.`, ...
     private static func number(of entry: UnsafeMutablePointer<dirent>) -> Int32? {
         withUnsafeBytes(of: &entry.pointee.d_name) { raw -> Int32? in
             var value: Int32 = 0
@@ -86,8 +119,8 @@ struct ProcessSocketScanner {
     /// `socket:[12345]` → 12345; any other link target → nil.
     private static func socketInode(_ link: [CChar], length: Int) -> UInt64? {
         // "socket:[" is 8 bytes; the shortest link is "socket:[1]".
-        guard length >= 10, link[0] == 0x73, link[6] == 0x3A, link[7] == 0x5B, link[length - 1] == 0x5D,
-            link[1] == 0x6F, link[2] == 0x63, link[3] == 0x6B
+        guard length >= 10, link[0] == 0x73, link[1] == 0x6F, link[2] == 0x63, link[3] == 0x6B,
+            link[6] == 0x3A, link[7] == 0x5B, link[length - 1] == 0x5D
         else { return nil }
         var value: UInt64 = 0
         for i in 8..<(length - 1) {
