@@ -205,7 +205,7 @@ struct ExplainTests {
         var sysctls = Make.sysctls
         sysctls.finTimeout = 17
         let text = StateExplanation(.finWait2, sysctls: sysctls).timer
-        #expect(text.contains("tcp_fin_timeout = 17"))
+        #expect(text.contains("tcp_fin_timeout (17 s on this machine)"))
         #expect(text.contains("no timer at all"))
     }
 

@@ -17,8 +17,9 @@ public struct StateExplanation: Sendable {
     /// The explanation of `state`, with timer lengths from `sysctls`.
     public init(_ state: TCPState, sysctls: TCPSysctls = TCPSysctls()) {
         self.state = state
-        func value(_ v: Int?, _ name: String, default d: Int) -> String {
-            v.map { "\(name) = \($0) on this machine" } ?? "\(name), \(d) by default"
+        // "tcp_fin_timeout (60 s on this machine)", or the kernel default when the sysctl could not be read.
+        func value(_ v: Int?, _ name: String, default d: Int, unit: String = "") -> String {
+            v.map { "\(name) (\($0)\(unit) on this machine)" } ?? "\(name) (\(d)\(unit) by default)"
         }
         // RTO starts at 1 s and doubles per retry: n retries give up after 2^(n+1) - 1 seconds.
         func backoffSeconds(_ retries: Int) -> Int { retries >= 30 ? Int.max : (1 << (retries + 1)) - 1 }
@@ -27,7 +28,8 @@ public struct StateExplanation: Sendable {
             side = "Both ends of an open connection."
             waitingFor = "Data, or a FIN from either side; nothing ends this state by itself."
             timer = "None for the state. The retransmit timer runs while sent data is unacknowledged; with SO_KEEPALIVE "
-                + "the first probe goes after " + value(sysctls.keepaliveTime, "tcp_keepalive_time", default: 7200) + " seconds idle."
+                + "the first probe goes after " + value(sysctls.keepaliveTime, "tcp_keepalive_time", default: 7200, unit: " s")
+                + " of idle time."
             ifMany = "Normal for busy servers and pools. Compare the count per process and peer with what you expect; "
                 + "idle connections with no keepalive or application heartbeat can be half-open (the peer vanished without "
                 + "a FIN) and stay ESTABLISHED forever."
@@ -36,18 +38,18 @@ public struct StateExplanation: Sendable {
             waitingFor = "The server's SYN-ACK."
             let retries = sysctls.synRetries ?? 6
             timer = "The retransmit timer resends the SYN up to " + value(sysctls.synRetries, "tcp_syn_retries", default: 6)
-                + "; with a 1 s initial timeout doubling each time, connect() gives up after about \(backoffSeconds(retries)) s "
+                + " times; with a 1 s initial timeout doubling each time, connect() gives up after about \(backoffSeconds(retries)) s "
                 + "unless the application times out first."
             ifMany = "The destination does not answer: it is down or unreachable, a firewall drops SYNs, or its listener's "
                 + "queues are full. Check the destination (its linger doctor), and give connects a timeout and capped, "
                 + "jittered backoff."
         case .synRecv, .newSynRecv:
             side = "The server (passive opener), inside the kernel before accept()."
-            waitingFor = "The client's final ACK of the handshake. Since Linux 4.4 these are request minisockets "
+            waitingFor = "The client's final ACK of the handshake. On current kernels these are request minisockets "
                 + "(NEW_SYN_RECV inside the kernel; ss and /proc/net/tcp show them as SYN_RECV)."
             let retries = sysctls.synAckRetries ?? 5
             timer = "The SYN-ACK is resent up to " + value(sysctls.synAckRetries, "tcp_synack_retries", default: 5)
-                + ", giving up after about \(backoffSeconds(retries)) s."
+                + " times, giving up after about \(backoffSeconds(retries)) s."
             ifMany = "A SYN flood or clients that vanish mid-handshake. Check TcpExt TCPReqQFullDrop and "
                 + "TCPReqQFullDoCookies; keep tcp_syncookies on."
         case .finWait1:
@@ -61,8 +63,8 @@ public struct StateExplanation: Sendable {
             side = "The end that closed first (active closer); its FIN was acknowledged."
             waitingFor = "The peer's FIN."
             timer = "Only if orphaned (no process holds the fd any more): the kernel drops it after "
-                + value(sysctls.finTimeout, "tcp_fin_timeout", default: 60)
-                + " seconds. A socket still held by a process after shutdown(SHUT_WR) has no timer at all and waits forever."
+                + value(sysctls.finTimeout, "tcp_fin_timeout", default: 60, unit: " s")
+                + ". A socket still held by a process after shutdown(SHUT_WR) has no timer at all and waits forever."
             ifMany = "The peers are not closing their side, usually a CLOSE_WAIT leak over there. For held sockets, read "
                 + "to EOF with a deadline after shutdown() and then close(); tcp_fin_timeout does not help them."
         case .timeWait:

@@ -23,10 +23,6 @@ func system_open(_ path: String, _ flags: Int32) -> Result<Int32, Errno> {
     retrying { open(path, flags | O_CLOEXEC) }
 }
 
-func system_openat(_ directory: Int32, _ path: UnsafePointer<CChar>, _ flags: Int32) -> Result<Int32, Errno> {
-    retrying { openat(directory, path, flags | O_CLOEXEC) }
-}
-
 func system_close(_ fd: Int32) {
     _ = close(fd)  // close(2) must not be retried on EINTR on Linux: the fd is gone either way.
 }
@@ -62,15 +58,6 @@ func system_setns_net(_ fd: Int32) -> Result<Int32, Errno> {
 /// Opens a directory stream; the caller closes it with `system_closedir`.
 func system_opendir(_ path: String) -> Result<OpaquePointer, Errno> {
     guard let dir = opendir(path) else { return .failure(Errno(code: errno)) }
-    return .success(dir)
-}
-
-func system_fdopendir(_ fd: Int32) -> Result<OpaquePointer, Errno> {
-    guard let dir = fdopendir(fd) else {
-        let code = errno
-        system_close(fd)
-        return .failure(Errno(code: code))
-    }
     return .success(dir)
 }
 
