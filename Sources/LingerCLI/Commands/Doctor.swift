@@ -36,9 +36,7 @@ struct Doctor: ParsableCommand {
             let owners: SocketProbe.OwnerLookup = .states(TCPStateSet([.closeWait, .finWait2, .listen, .synSent]))
             if let confirm {
                 earlier = try probe.snapshot(owners: .none)
-                if StandardOutput.isTerminal || output.json == false {
-                    StandardOutput.note("waiting \(confirm) s for a second snapshot to confirm…")
-                }
+                StandardOutput.note("waiting \(confirm) s for a second snapshot to confirm…")  // stderr: JSON stays clean
                 sleepSeconds(confirm)
             }
             snapshot = try probe.snapshot(owners: doctor.needsOwners ? owners : .none)
