@@ -13,19 +13,40 @@ let package = Package(
         // Test peers (see Sources/LingerFixture); a product only so the binary gets its name.
         .executable(name: "linger-fixture", targets: ["LingerFixture"]),
         .library(name: "LingerProbe", targets: ["LingerProbe"]),
+        .library(name: "LingerLink", targets: ["LingerLink"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .target(name: "LingerCore"),
         .target(name: "CLingerLinux"),
         .target(name: "LingerProbe", dependencies: ["LingerCore", "CLingerLinux"]),
+        .target(
+            name: "LingerLink",
+            dependencies: [
+                "LingerCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "LingerCLI",
             dependencies: [
-                "LingerCore", "LingerProbe",
+                "LingerCore", "LingerProbe", "LingerLink",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         // Real peers for integration tests and benchmarks: plain POSIX sockets put into a chosen TCP state
@@ -36,6 +57,16 @@ let package = Package(
             name: "LingerProbeTests",
             dependencies: ["LingerProbe", "LingerCore"],
             resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "LingerLinkTests",
+            dependencies: [
+                "LingerLink",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "LingerIntegrationTests",

@@ -1,0 +1,49 @@
+import ArgumentParser
+
+/// A duration typed as `30s`, `500ms`, `2m` or a bare number of seconds.
+struct DurationArgument: ExpressibleByArgument, Sendable {
+    var duration: Duration
+
+    init?(argument: String) {
+        let text = argument.lowercased()
+        let (number, scale): (Substring, Double) =
+            if text.hasSuffix("ms") { (text.dropLast(2), 0.001) }
+            else if text.hasSuffix("s") { (text.dropLast(), 1) }
+            else if text.hasSuffix("m") { (text.dropLast(), 60) }
+            else { (Substring(text), 1) }
+        guard let value = Double(number), value >= 0, value.isFinite else { return nil }
+        duration = .milliseconds(Int64((value * scale * 1000).rounded()))
+    }
+
+    init(_ duration: Duration) { self.duration = duration }
+
+    var milliseconds: Int64 { duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000 }
+
+    static var defaultCompletionKind: CompletionKind { .default }
+}
+
+/// `HOST:PORT` (IPv6 as `[::1]:7070`).
+struct HostPort: ExpressibleByArgument, Sendable {
+    var host: String
+    var port: Int
+
+    init?(argument: String) {
+        if argument.hasPrefix("["), let close = argument.firstIndex(of: "]") {
+            host = String(argument[argument.index(after: argument.startIndex)..<close])
+            let rest = argument[argument.index(after: close)...]
+            guard rest.hasPrefix(":"), let port = Int(rest.dropFirst()), (1...65535).contains(port) else { return nil }
+            self.port = port
+        } else {
+            guard let colon = argument.lastIndex(of: ":"), let port = Int(argument[argument.index(after: colon)...]),
+                (0...65535).contains(port), colon != argument.startIndex
+            else { return nil }
+            host = String(argument[..<colon])
+            self.port = port
+        }
+    }
+
+    init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+}

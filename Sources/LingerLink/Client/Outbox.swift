@@ -1,0 +1,108 @@
+import NIOCore
+
+/// Messages not yet acknowledged, stored as ready-to-send DATA frames in large chunks, so handing them to
+/// the socket is one write of many frames (batching is what decides throughput), and resending after a
+/// reconnect is a slice from the first unacknowledged frame.
+struct Outbox {
+    struct Chunk {
+        var firstSequence: UInt64
+        var buffer: ByteBuffer
+        /// Where each frame starts, relative to the chunk's first frame.
+        var offsets: [Int32]
+        var createdAt: ContinuousClock.Instant
+        var lastSequence: UInt64 { firstSequence + UInt64(offsets.count) - 1 }
+    }
+
+    static let chunkTarget = 256 * 1024
+
+    private(set) var chunks: [Chunk] = []
+    /// The sequence the next appended message gets.
+    private(set) var nextSequence: UInt64 = 1
+    /// Everything up to here is acknowledged.
+    private(set) var acknowledged: UInt64 = 0
+    /// Everything up to here has been handed to the current connection.
+    private(set) var sentThrough: UInt64 = 0
+    /// Bytes of unacknowledged frames.
+    private(set) var bytes = 0
+    private let allocator = ByteBufferAllocator()
+
+    var count: Int { Int(nextSequence - 1 - acknowledged) }
+    var isEmpty: Bool { count == 0 }
+    var lastSequence: UInt64 { nextSequence - 1 }
+    var oldestCreatedAt: ContinuousClock.Instant? { chunks.first?.createdAt }
+
+    /// Appends one message as a DATA frame; returns its sequence.
+    @discardableResult
+    mutating func append(_ payload: some Collection<UInt8>) -> UInt64 {
+        if chunks.isEmpty || chunks[chunks.count - 1].buffer.readableBytes >= Self.chunkTarget {
+            chunks.append(Chunk(
+                firstSequence: nextSequence, buffer: allocator.buffer(capacity: Self.chunkTarget + 4096), offsets: [],
+                createdAt: .now))
+            chunks[chunks.count - 1].offsets.reserveCapacity(4096)
+        }
+        let sequence = nextSequence
+        let before = chunks[chunks.count - 1].buffer.readableBytes
+        chunks[chunks.count - 1].offsets.append(Int32(before))
+        chunks[chunks.count - 1].buffer.writeDataFrame(sequence: sequence, payload: payload)
+        bytes += chunks[chunks.count - 1].buffer.readableBytes - before
+        nextSequence += 1
+        return sequence
+    }
+
+    /// Drops everything up to `sequence`. Returns how many messages that newly acknowledged.
+    @discardableResult
+    mutating func acknowledge(through sequence: UInt64) -> Int {
+        let through = min(sequence, lastSequence)
+        guard through > acknowledged else { return 0 }
+        let newly = Int(through - acknowledged)
+        while let first = chunks.first, first.lastSequence <= through {
+            bytes -= first.buffer.readableBytes - frameOffset(first, max(acknowledged + 1, first.firstSequence))
+            chunks.removeFirst()
+        }
+        if let first = chunks.first, through >= first.firstSequence {
+            // Partly acknowledged chunk: count the acknowledged frames' bytes out; the chunk goes when its last frame does.
+            bytes -= frameOffset(first, through + 1) - frameOffset(first, max(acknowledged + 1, first.firstSequence))
+        }
+        acknowledged = through
+        sentThrough = max(sentThrough, through)
+        return newly
+    }
+
+    /// After a (re)connect: the server holds everything through `highest`. Messages after it will be
+    /// (re)sent from the start of the next ``takeUnsent()``. A server ahead of us (a restarted client with
+    /// the same id) moves numbering past its mark.
+    /// Returns how many messages will go out again.
+    mutating func resume(serverHighest highest: UInt64) -> Int {
+        if highest >= nextSequence {
+            precondition(isEmpty || highest >= lastSequence, "outbox holds messages the server already has")
+            nextSequence = highest + 1
+            chunks.removeAll()
+            bytes = 0
+            acknowledged = highest
+            sentThrough = highest
+            return 0
+        }
+        acknowledge(through: highest)
+        let resent = sentThrough > acknowledged ? Int(sentThrough - acknowledged) : 0
+        sentThrough = acknowledged
+        return max(0, resent)
+    }
+
+    /// The frames not yet handed to the current connection, as slices of the chunks (no copy).
+    mutating func takeUnsent() -> [ByteBuffer] {
+        guard sentThrough < lastSequence else { return [] }
+        var slices: [ByteBuffer] = []
+        for chunk in chunks where chunk.lastSequence > sentThrough {
+            let from = max(sentThrough + 1, chunk.firstSequence)
+            let start = frameOffset(chunk, from)
+            slices.append(chunk.buffer.getSlice(at: chunk.buffer.readerIndex + start, length: chunk.buffer.readableBytes - start)!)
+        }
+        sentThrough = lastSequence
+        return slices
+    }
+
+    private func frameOffset(_ chunk: Chunk, _ sequence: UInt64) -> Int {
+        let index = Int(sequence - chunk.firstSequence)
+        return index >= chunk.offsets.count ? chunk.buffer.readableBytes : Int(chunk.offsets[index])
+    }
+}

@@ -1,0 +1,114 @@
+public import NIOCore
+
+extension ByteBuffer {
+    /// Appends `frame` in wire form and returns the bytes written.
+    @discardableResult
+    public mutating func writeLinkFrame(_ frame: LinkFrame) -> Int {
+        let start = writerIndex
+        writeInteger(UInt32(0))  // length, patched below
+        switch frame {
+        case .hello(let hello):
+            writeInteger(LinkFrame.Kind.hello.rawValue)
+            writeInteger(hello.version)
+            writeShortString(hello.clientID)
+            writeShortString(hello.token)
+        case .welcome(let serverID, let highest):
+            writeInteger(LinkFrame.Kind.welcome.rawValue)
+            writeShortString(serverID)
+            writeInteger(highest)
+        case .data(let sequence, var payload):
+            writeInteger(LinkFrame.Kind.data.rawValue)
+            writeInteger(sequence)
+            writeBuffer(&payload)
+        case .ack(let sequence):
+            writeInteger(LinkFrame.Kind.ack.rawValue)
+            writeInteger(sequence)
+        case .ping(let token):
+            writeInteger(LinkFrame.Kind.ping.rawValue)
+            writeInteger(token)
+        case .pong(let token):
+            writeInteger(LinkFrame.Kind.pong.rawValue)
+            writeInteger(token)
+        case .goAway(let code, let text):
+            writeInteger(LinkFrame.Kind.goAway.rawValue)
+            writeInteger(code.rawValue)
+            writeString(text)
+        case .error(let code, let text):
+            writeInteger(LinkFrame.Kind.error.rawValue)
+            writeInteger(code.rawValue)
+            writeString(text)
+        }
+        let written = writerIndex - start
+        setInteger(UInt32(written - 4), at: start)
+        return written
+    }
+
+    /// Appends one DATA frame straight from raw bytes (the client's hot path: no intermediate buffer).
+    @inlinable
+    public mutating func writeDataFrame(sequence: UInt64, payload: some Collection<UInt8>) {
+        writeInteger(UInt32(9 + payload.count))
+        writeInteger(UInt8(3))
+        writeInteger(sequence)
+        writeBytes(payload)
+    }
+
+    /// Reads one whole frame if the buffer holds one.
+    /// - Returns: `nil` when more bytes are needed (nothing is consumed then).
+    /// - Throws: ``LinkProtocolError`` for a frame that can never be valid; the length limit is checked
+    ///   before anything is allocated.
+    public mutating func readLinkFrame(maximumLength: UInt32) throws(LinkProtocolError) -> LinkFrame? {
+        guard let length: UInt32 = getInteger(at: readerIndex) else { return nil }
+        guard length > 0 else { throw LinkProtocolError(.emptyFrame) }
+        guard length <= maximumLength else { throw LinkProtocolError(.frameTooLarge(length: length, limit: maximumLength)) }
+        guard readableBytes >= 4 + Int(length) else { return nil }
+        moveReaderIndex(forwardBy: 4)
+        var body = readSlice(length: Int(length))!
+        let kindByte: UInt8 = body.readInteger()!
+        guard let kind = LinkFrame.Kind(rawValue: kindByte) else { throw LinkProtocolError(.unknownType(kindByte)) }
+        func need(_ bytes: Int) throws(LinkProtocolError) {
+            if body.readableBytes < bytes { throw LinkProtocolError(.truncated(kind: kindByte, length: length)) }
+        }
+        switch kind {
+        case .hello:
+            try need(2)
+            let version: UInt16 = body.readInteger()!
+            let clientID = try body.readShortString(field: "client id")
+            let token = try body.readShortString(field: "token")
+            return .hello(LinkFrame.Hello(version: version, clientID: clientID, token: token))
+        case .welcome:
+            let serverID = try body.readShortString(field: "server id")
+            try need(8)
+            return .welcome(serverID: serverID, highestAccepted: body.readInteger()!)
+        case .data:
+            try need(8)
+            let sequence: UInt64 = body.readInteger()!
+            return .data(sequence: sequence, payload: body)
+        case .ack, .ping, .pong:
+            try need(8)
+            let value: UInt64 = body.readInteger()!
+            return kind == .ack ? .ack(sequence: value) : kind == .ping ? .ping(token: value) : .pong(token: value)
+        case .goAway, .error:
+            try need(2)
+            let code = LinkCloseCode(rawValue: body.readInteger()!)
+            guard let text = body.readString(length: body.readableBytes), text.utf8.count == Int(length) - 3
+            else { throw LinkProtocolError(.malformed("close text is not UTF-8")) }
+            return kind == .goAway ? .goAway(code: code, text: text) : .error(code: code, text: text)
+        }
+    }
+
+    mutating func writeShortString(_ text: String) {
+        let bytes = text.utf8.prefix(Int(UInt16.max))
+        writeInteger(UInt16(bytes.count))
+        writeBytes(bytes)
+    }
+
+    mutating func readShortString(field: String) throws(LinkProtocolError) -> String {
+        guard let count: UInt16 = readInteger(), let bytes = readBytes(length: Int(count)) else {
+            throw LinkProtocolError(.malformed("\(field) overruns the frame"))
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw LinkProtocolError(.malformed("\(field) is not UTF-8"))
+        }
+        return text
+    }
+}

@@ -1,0 +1,87 @@
+public import NIOCore
+
+/// One frame of the link protocol: `u32 length (big-endian, of what follows) | u8 type | payload`.
+///
+/// See `docs/LINK-PROTOCOL.md` for every field. DATA carries the message bytes as a slice of the received
+/// buffer, so decoding copies nothing.
+public enum LinkFrame: Sendable, Equatable {
+    /// c→s: start or resume a session.
+    case hello(Hello)
+    /// s→c: the highest sequence the server has durably accepted for this client (the resume point).
+    case welcome(serverID: String, highestAccepted: UInt64)
+    /// c→s: one message.
+    case data(sequence: UInt64, payload: ByteBuffer)
+    /// s→c: everything up to and including `sequence` is durably in the sink.
+    case ack(sequence: UInt64)
+    /// Either way: liveness probe when idle.
+    case ping(token: UInt64)
+    /// Either way: the answer to a ping.
+    case pong(token: UInt64)
+    /// Either way: "close after this"; the receiver closes its side promptly.
+    case goAway(code: LinkCloseCode, text: String)
+    /// Either way: a protocol or authentication error; a graceful close follows so the text arrives.
+    case error(code: LinkCloseCode, text: String)
+
+    /// The HELLO fields.
+    public struct Hello: Sendable, Equatable {
+        public var version: UInt16
+        /// Stable across reconnects and restarts: the key of the server's dedupe state.
+        public var clientID: String
+        /// The shared secret, if the server asks for one (empty otherwise).
+        public var token: String
+
+        public init(version: UInt16 = LinkFrame.protocolVersion, clientID: String, token: String) {
+            self.version = version
+            self.clientID = clientID
+            self.token = token
+        }
+    }
+
+    /// The protocol version this build speaks.
+    public static let protocolVersion: UInt16 = 1
+
+    /// The one-byte frame types on the wire.
+    enum Kind: UInt8 {
+        case hello = 1, welcome = 2, data = 3, ack = 4, ping = 5, pong = 6, goAway = 7, error = 8
+    }
+}
+
+/// Why a GOAWAY or ERROR was sent. A struct over a raw value so new codes can be added compatibly.
+public struct LinkCloseCode: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
+    public var rawValue: UInt16
+    public init(rawValue: UInt16) { self.rawValue = rawValue }
+
+    /// The server is shutting down or rebalancing; reconnect (elsewhere) after a backoff.
+    public static let shuttingDown = LinkCloseCode(rawValue: 1)
+    /// Another connection took over this client id.
+    public static let replaced = LinkCloseCode(rawValue: 2)
+    /// Wrong or missing token. The client stops reconnecting: retrying cannot help.
+    public static let unauthorized = LinkCloseCode(rawValue: 10)
+    /// A malformed or unexpected frame.
+    public static let protocolError = LinkCloseCode(rawValue: 11)
+    /// The protocol version is not supported.
+    public static let unsupportedVersion = LinkCloseCode(rawValue: 12)
+    /// The server is at its connection limit; try again later.
+    public static let tooManyConnections = LinkCloseCode(rawValue: 13)
+    /// Nothing was received within the idle timeout.
+    public static let idleTimeout = LinkCloseCode(rawValue: 14)
+    /// The sink could not store data (disk full, I/O error).
+    public static let sinkFailure = LinkCloseCode(rawValue: 15)
+
+    /// Whether reconnecting can help (false for authentication and version errors).
+    public var isRetryable: Bool { self != .unauthorized && self != .unsupportedVersion }
+
+    public var description: String {
+        switch self {
+        case .shuttingDown: "shutting down"
+        case .replaced: "replaced by a newer connection"
+        case .unauthorized: "unauthorized"
+        case .protocolError: "protocol error"
+        case .unsupportedVersion: "unsupported version"
+        case .tooManyConnections: "too many connections"
+        case .idleTimeout: "idle timeout"
+        case .sinkFailure: "sink failure"
+        default: "code \(rawValue)"
+        }
+    }
+}

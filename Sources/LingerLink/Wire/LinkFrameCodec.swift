@@ -1,0 +1,45 @@
+public import NIOCore
+
+/// Decodes link frames from a byte stream; a malformed frame fails the pipeline with a
+/// ``LinkProtocolError`` (the connection handler answers ERROR and closes gracefully).
+public struct LinkFrameDecoder: ByteToMessageDecoder, Sendable {
+    public typealias InboundOut = LinkFrame
+
+    /// The largest frame accepted, checked against the length field before the frame is buffered.
+    public let maximumFrameLength: UInt32
+
+    public init(maximumFrameLength: UInt32 = LinkLimits.defaultMaximumFrameLength) {
+        self.maximumFrameLength = maximumFrameLength
+    }
+
+    public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let frame = try buffer.readLinkFrame(maximumLength: maximumFrameLength) else { return .needMoreData }
+        context.fireChannelRead(Self.wrapInboundOut(frame))
+        return .continue
+    }
+
+    public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+        while try decode(context: context, buffer: &buffer) == .continue {}
+        if buffer.readableBytes > 0 {
+            let leftover = buffer.readableBytes
+            buffer.moveReaderIndex(forwardBy: leftover)
+            throw LinkProtocolError(.leftoverBytes(leftover))
+        }
+        return .needMoreData
+    }
+}
+
+/// Encodes link frames.
+public struct LinkFrameEncoder: MessageToByteEncoder, Sendable {
+    public typealias OutboundIn = LinkFrame
+    public init() {}
+    public func encode(data: LinkFrame, out: inout ByteBuffer) throws {
+        out.writeLinkFrame(data)
+    }
+}
+
+/// Size limits of the wire format.
+public enum LinkLimits {
+    /// 1 MiB + header: one message per frame, and a message larger than this is refused.
+    public static let defaultMaximumFrameLength: UInt32 = 1 << 20 + 64
+}

@@ -1,0 +1,109 @@
+import LingerLink
+import NIOCore
+import NIOEmbedded
+import Testing
+
+struct WireTests {
+    static let frames: [LinkFrame] = [
+        .hello(LinkFrame.Hello(clientID: "web-1", token: "s3cret")),
+        .welcome(serverID: "linger", highestAccepted: 41),
+        .data(sequence: 42, payload: ByteBuffer(string: "hello, world")),
+        .data(sequence: 43, payload: ByteBuffer()),
+        .ack(sequence: 43), .ping(token: 7), .pong(token: 7),
+        .goAway(code: .shuttingDown, text: "bye"),
+        .error(code: .unauthorized, text: "authentication failed: the token is not accepted"),
+    ]
+
+    @Test(arguments: frames)
+    func everyFrameRoundTrips(_ frame: LinkFrame) throws {
+        var buffer = ByteBuffer()
+        let written = buffer.writeLinkFrame(frame)
+        #expect(written == buffer.readableBytes)
+        #expect(buffer.getInteger(at: 0, as: UInt32.self) == UInt32(written - 4), "length counts what follows it")
+        #expect(try buffer.readLinkFrame(maximumLength: 1024) == frame)
+        #expect(buffer.readableBytes == 0)
+    }
+
+    @Test func dataFrameLayoutIsTheDocumentedOne() {
+        var buffer = ByteBuffer()
+        buffer.writeDataFrame(sequence: 1, payload: Array("ab".utf8))
+        #expect(Array(buffer.readableBytesView) == [0, 0, 0, 11, 3, 0, 0, 0, 0, 0, 0, 0, 1, 97, 98])
+    }
+
+    @Test func decoderHandlesOneByteAtATimeAndManyFramesPerRead() throws {
+        var all = ByteBuffer()
+        for frame in Self.frames { all.writeLinkFrame(frame) }
+        // Drip-fed one byte at a time.
+        let drip = EmbeddedChannel(handler: ByteToMessageHandler(LinkFrameDecoder()))
+        for byte in all.readableBytesView { try drip.writeInbound(ByteBuffer(bytes: [byte])) }
+        var decoded: [LinkFrame] = []
+        while let frame = try drip.readInbound(as: LinkFrame.self) { decoded.append(frame) }
+        #expect(decoded == Self.frames)
+        #expect(try drip.finish().isClean)
+        // All at once.
+        let batch = EmbeddedChannel(handler: ByteToMessageHandler(LinkFrameDecoder()))
+        try batch.writeInbound(all)
+        decoded = []
+        while let frame = try batch.readInbound(as: LinkFrame.self) { decoded.append(frame) }
+        #expect(decoded == Self.frames)
+        #expect(try batch.finish().isClean)
+    }
+
+    @Test func oversizedLengthIsRefusedBeforeBuffering() {
+        var buffer = ByteBuffer()
+        buffer.writeInteger(UInt32.max)  // claims 4 GiB; only 5 bytes follow
+        buffer.writeBytes([3, 0, 0, 0, 0])
+        #expect(throws: LinkProtocolError(.frameTooLarge(length: UInt32.max, limit: 1024))) {
+            try buffer.readLinkFrame(maximumLength: 1024)
+        }
+    }
+
+    @Test func malformedFramesGetTypedErrors() {
+        func decode(_ bytes: [UInt8]) throws(LinkProtocolError) -> LinkFrame? {
+            var buffer = ByteBuffer(bytes: bytes)
+            return try buffer.readLinkFrame(maximumLength: 1024)
+        }
+        #expect(throws: LinkProtocolError(.emptyFrame)) { try decode([0, 0, 0, 0]) }
+        #expect(throws: LinkProtocolError(.unknownType(99))) { try decode([0, 0, 0, 1, 99]) }
+        #expect(throws: LinkProtocolError(.truncated(kind: 4, length: 3))) { try decode([0, 0, 0, 3, 4, 0, 0]) }
+        #expect(throws: LinkProtocolError.self) { try decode([0, 0, 0, 5, 1, 0, 1, 0, 9]) }  // client id overruns
+        #expect(throws: LinkProtocolError.self) { try decode([0, 0, 0, 5, 8, 0, 1, 0xFF, 0xFE]) }  // text not UTF-8
+        let incomplete = try? decode([0, 0, 0, 9, 4])
+        #expect(incomplete == .some(nil), "incomplete: wait for more")
+    }
+
+    @Test func leftoverBytesAtEOFAreAnError() throws {
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(LinkFrameDecoder()))
+        try channel.writeInbound(ByteBuffer(bytes: [0, 0, 0, 9, 4, 0]))
+        #expect(throws: LinkProtocolError(.leftoverBytes(6))) { try channel.finish() }
+    }
+
+    /// Seeded random garbage: every outcome is a frame, "need more" or a typed error — never a crash, and
+    /// never a buffer beyond the limit.
+    @Test func randomBytesNeverCrashTheDecoder() {
+        var generator = SplitMix64(seed: 0x11E6_E7)
+        var errors = 0, frames = 0
+        for _ in 0..<20_000 {
+            let count = Int(generator.next() % 64)
+            var buffer = ByteBuffer(bytes: (0..<count).map { _ in UInt8(truncatingIfNeeded: generator.next()) })
+            do {
+                while let _ = try buffer.readLinkFrame(maximumLength: 4096) { frames += 1 }
+            } catch {
+                errors += 1
+            }
+        }
+        #expect(errors > 1000, "garbage is mostly refused (\(errors) errors, \(frames) frames)")
+    }
+}
+
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
