@@ -12,6 +12,11 @@
 //          forgets to close (ignore: the classic bug; CLOSE_WAIT with nothing left to read).
 // clients: makes N connections, then holds them (ESTABLISHED), closes them first (TIME_WAIT here, or
 //          CLOSE_WAIT at a holding server), half-closes them (FIN_WAIT2 held by this process), or resets them.
+//
+//   linger-fixture probe --port P [--address A] --send HEX [--wait SECONDS]
+//
+// probe:   connects, writes the bytes, then reads until the peer closes (or the wait ends) and prints
+//          "received=HEX end=eof|reset|timeout": how a server answers a bad client, seen from the wire.
 @preconcurrency import Glibc
 import CLingerLinux
 
@@ -25,6 +30,8 @@ struct Options {
     var onEOF = "close"
     var then = "hold"
     var nonblocking = false
+    var send: [UInt8] = []
+    var wait = 5.0
 }
 
 func fail(_ message: String) -> Never {
@@ -57,6 +64,10 @@ func parse(_ arguments: [String]) -> Options {
         case "--on-eof": options.onEOF = value()
         case "--then": options.then = value()
         case "--nonblocking": options.nonblocking = true
+        case "--send": options.send = hexBytes(value())
+        case "--wait":
+            guard let wait = Double(value()) else { fail("bad --wait") }
+            options.wait = wait
         default: fail("unknown argument \(arguments[i])")
         }
         i += 1
@@ -178,6 +189,41 @@ func runClients(_ options: Options) {
     for fd in sockets { close(fd) }
 }
 
+func hexBytes(_ text: String) -> [UInt8] {
+    let digits = Array(text.utf8)
+    guard digits.count % 2 == 0 else { fail("--send needs an even number of hex digits") }
+    return stride(from: 0, to: digits.count, by: 2).map { i in
+        guard let byte = UInt8(String(decoding: digits[i...i + 1], as: UTF8.self), radix: 16) else { fail("bad hex in --send") }
+        return byte
+    }
+}
+
+func runProbe(_ options: Options) {
+    var address = socketAddress(options.address, options.port)
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { fail("connect: \(String(cString: strerror(errno)))") }
+    _ = options.send.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    var received: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    var end = "timeout"
+    let deadline = Double(time(nil)) + options.wait
+    while Double(time(nil)) <= deadline {
+        var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&poller, 1, 100) > 0 else { continue }
+        let n = read(fd, &buffer, buffer.count)
+        if n > 0 { received += buffer[0..<n]; continue }
+        end = n == 0 ? "eof" : (errno == ECONNRESET ? "reset" : "error")
+        break
+    }
+    close(fd)
+    let hex = received.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+    say("ready probe received=\(hex) end=\(end)")
+    waitForStdinEOF(watching: { [] }, onReadable: { _ in })
+}
+
 extension String {
     func replacingSpaces() -> String { String(map { $0 == " " ? "_" : $0 }) }
 }
@@ -188,5 +234,6 @@ let options = parse(CommandLine.arguments)
 switch options.mode {
 case "server": runServer(options)
 case "clients": runClients(options)
-default: fail("unknown mode \(options.mode); use server or clients")
+case "probe": runProbe(options)
+default: fail("unknown mode \(options.mode); use server, clients or probe")
 }

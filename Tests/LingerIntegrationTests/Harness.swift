@@ -77,7 +77,7 @@ func linger(_ arguments: [String]) throws -> CommandResult {
     try run(productsDirectory.appendingPathComponent("linger").path, arguments)
 }
 
-private let ipPath = FileManager.default.isExecutableFile(atPath: "/usr/bin/ip") ? "/usr/bin/ip" : "/sbin/ip"
+let ipPath = FileManager.default.isExecutableFile(atPath: "/usr/bin/ip") ? "/usr/bin/ip" : "/sbin/ip"
 
 /// A network namespace owned by one test: created with loopback up, deleted (with every fixture in it
 /// stopped first) when the test ends, pass or fail.
@@ -238,4 +238,94 @@ let ssStateNames = [
 /// Open fds of this test process, to prove the harness itself leaks nothing.
 func openFileDescriptorCount() -> Int {
     (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
+}
+
+/// A `linger` process (serve or send) inside a namespace: stdin is a pipe we write, stdout and stderr go to
+/// files we read, and it can be signalled and awaited with a deadline.
+final class LingerProcess {
+    let process = Process()
+    let stdin = Pipe()
+    let stdoutURL: URL
+    let stderrURL: URL
+    private let stdoutHandle: FileHandle
+    private let stderrHandle: FileHandle
+
+    init(namespace: String, arguments: [String]) throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("linger-proc-\(UUID().uuidString)")
+        stdoutURL = base.appendingPathExtension("out")
+        stderrURL = base.appendingPathExtension("err")
+        FileManager.default.createFile(atPath: stdoutURL.path, contents: nil)
+        FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
+        stdoutHandle = try FileHandle(forWritingTo: stdoutURL)
+        stderrHandle = try FileHandle(forWritingTo: stderrURL)
+        process.executableURL = URL(fileURLWithPath: ipPath)
+        process.arguments = ["netns", "exec", namespace, productsDirectory.appendingPathComponent("linger").path] + arguments
+        process.standardInput = stdin
+        process.standardOutput = stdoutHandle
+        process.standardError = stderrHandle
+        try process.run()
+    }
+
+    var pid: Int32 { process.processIdentifier }
+    var stderrText: String { (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "" }
+    var stdoutText: String { (try? String(contentsOf: stdoutURL, encoding: .utf8)) ?? "" }
+
+    /// Waits until stderr contains `text` (or the process exits, or 20 s pass).
+    func waitForStderr(_ text: String, timeout: Double = 20) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if stderrText.contains(text) { return }
+            if !process.isRunning { break }
+            usleep(20_000)
+        }
+        throw HarnessError("no '\(text)' on stderr of \(process.arguments ?? []): \(stderrText)")
+    }
+
+    func write(_ text: String) throws { try stdin.fileHandleForWriting.write(contentsOf: Data(text.utf8)) }
+    func closeStdin() { try? stdin.fileHandleForWriting.close() }
+    func signal(_ signal: Int32) { if process.isRunning { kill(pid, signal) } }
+
+    /// The exit status, or nil if it did not exit in time (it is then killed).
+    func waitForExit(timeout: Double = 60) -> Int32? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning {
+            kill(pid, SIGKILL)
+            process.waitUntilExit()
+            return nil
+        }
+        return process.terminationStatus
+    }
+
+    /// Open fds of the process right now.
+    var openDescriptors: Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1 }
+
+    deinit {
+        closeStdin()
+        if process.isRunning {
+            kill(pid, SIGKILL)
+            process.waitUntilExit()
+        }
+        try? stdoutHandle.close()
+        try? stderrHandle.close()
+        try? FileManager.default.removeItem(at: stdoutURL)
+        try? FileManager.default.removeItem(at: stderrURL)
+    }
+}
+
+extension TestNamespace {
+    /// Starts `linger ARGS` in the namespace.
+    func linger(_ arguments: [String]) throws -> LingerProcess {
+        try LingerProcess(namespace: name, arguments: arguments)
+    }
+
+    /// Sockets in `state` (kernel name) held by `pid`, from `ss -p` in the namespace.
+    func sockets(in state: String, heldBy pid: Int32) throws -> Int {
+        let filter = state.lowercased().replacingOccurrences(of: "_", with: "-")
+        let result = try exec(["ss", "-Htanp", "state", filter])
+        return result.stdout.split(separator: "\n").filter { $0.contains("pid=\(pid),") }.count
+    }
+
+    /// All sockets in `state` in the namespace.
+    func count(_ state: String) throws -> Int { try ssCounts()[state, default: 0] }
 }

@@ -198,6 +198,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         }
         highest = resume
         pendingThrough = resume
+        lastAcknowledged = resume  // the client learns this point from WELCOME; no ACK or store needed
         state = .streaming(clientID: hello.clientID)
         write(.welcome(serverID: settings.serverID, highestAccepted: resume), context: context)
         context.flush()

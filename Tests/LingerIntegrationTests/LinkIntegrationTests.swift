@@ -1,0 +1,190 @@
+import Foundation
+import Testing
+
+/// The link with real processes in a private namespace: exactly-once through crashes and resets, and no
+/// CLOSE_WAIT or leaked fd on any closing path.
+extension Integration {
+@Suite(.enabled(if: canUseNamespaces, "needs root: namespaces and ss -K"))
+struct LinkIntegrationTests {
+    let directory: URL
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("linger-link-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    private func serve(_ ns: TestNamespace, port: Int = 7400, sink: String, extra: [String] = []) throws -> LingerProcess {
+        let server = try ns.linger(["serve", "--listen", "127.0.0.1:\(port)", "--sink", sink] + extra)
+        try server.waitForStderr("listening on")
+        return server
+    }
+
+    private func numberedLines(_ range: ClosedRange<Int>) -> String {
+        range.map { "message \($0)" }.joined(separator: "\n") + "\n"
+    }
+
+    @Test func exactlyOnceWhileTheServerIsKilledAndConnectionsAreReset() throws {
+        let ns = try TestNamespace()
+        defer { ns.tearDown() }
+        let out = directory.appendingPathComponent("out.log").path
+        var server = try serve(ns, sink: "file:\(out)")
+        let sender = try ns.linger([
+            "send", "127.0.0.1:7400", "--client-id", "chaos", "--backoff-initial", "20ms", "--backoff-max", "200ms",
+            "--progress",
+        ])
+        var kills = 0, resets = 0
+        for chunk in 0..<20 {
+            try sender.write(numberedLines(chunk * 5000 + 1...(chunk + 1) * 5000))
+            usleep(60_000)
+            if chunk % 4 == 1 {
+                server.signal(SIGKILL)
+                _ = server.waitForExit(timeout: 10)
+                kills += 1
+                usleep(100_000)
+                server = try serve(ns, sink: "file:\(out)")
+            } else if chunk % 4 == 3 {
+                let killed = try ns.exec(["ss", "-K", "dst", "127.0.0.1", "dport", "=", ":7400"])
+                #expect(killed.status == 0, "\(killed.stderr)")
+                resets += 1
+            }
+        }
+        sender.closeStdin()
+        #expect(sender.waitForExit(timeout: 120) == 0, "sender: \(sender.stderrText)")
+        server.signal(SIGTERM)
+        #expect(server.waitForExit(timeout: 30) == 0, "server: \(server.stderrText)")
+        #expect(kills == 5 && resets == 5)
+        let reconnects = sender.stderrText.split(separator: "\n").last { $0.contains("reconnects") }
+            .flatMap { line in line.split(separator: " ").split(separator: "reconnects").last?.first }.flatMap { Int($0) } ?? 0
+        #expect(reconnects >= 5, "the sender really lost its connection: \(sender.stderrText.suffix(300))")
+        let written = try String(contentsOfFile: out, encoding: .utf8)
+        #expect(written == numberedLines(1...100_000), "every message exactly once, in order")
+        #expect(try ns.count("CLOSE_WAIT") == 0)
+    }
+
+    @Test func aRestartedSenderContinuesWhereTheServerStands() throws {
+        let ns = try TestNamespace()
+        defer { ns.tearDown() }
+        let input = directory.appendingPathComponent("in.txt")
+        try numberedLines(1...100_000).write(to: input, atomically: true, encoding: .utf8)
+        let out = directory.appendingPathComponent("out.log").path
+        // fsync per batch keeps the first sender slow enough to be killed in the middle.
+        let server = try serve(ns, sink: "file:\(out)")
+        let first = try ns.linger(["send", "127.0.0.1:7400", "--file", input.path, "--client-id", "restart", "--outbox-messages", "500"])
+        usleep(300_000)
+        first.signal(SIGKILL)
+        _ = first.waitForExit(timeout: 10)
+        let partial = (try? String(contentsOfFile: out, encoding: .utf8))?.split(separator: "\n").count ?? 0
+        let second = try ns.linger(["send", "127.0.0.1:7400", "--file", input.path, "--client-id", "restart"])
+        #expect(second.waitForExit(timeout: 120) == 0, "\(second.stderrText)")
+        server.signal(SIGTERM)
+        #expect(server.waitForExit(timeout: 30) == 0)
+        #expect(try String(contentsOfFile: out, encoding: .utf8) == numberedLines(1...100_000))
+        #expect(partial > 0 && partial < 100_000, "the first sender was stopped part-way (\(partial) lines)")
+        if partial > 0 { #expect(second.stderrText.contains("were already on the server")) }
+    }
+
+    @Test func aWrongTokenIsRefusedOnceWithTheServersMessage() throws {
+        let ns = try TestNamespace()
+        defer { ns.tearDown() }
+        let tokens = directory.appendingPathComponent("tokens")
+        try "right-token\n".write(to: tokens, atomically: true, encoding: .utf8)
+        let wrong = directory.appendingPathComponent("wrong")
+        try "wrong-token\n".write(to: wrong, atomically: true, encoding: .utf8)
+        let out = directory.appendingPathComponent("out.log").path
+        let server = try serve(ns, sink: "file:\(out)", extra: ["--token-file", tokens.path])
+        let sender = try ns.linger(["send", "127.0.0.1:7400", "--token-file", wrong.path, "--client-id", "intruder"])
+        try sender.write("secret data\n")
+        sender.closeStdin()
+        #expect(sender.waitForExit(timeout: 20) == 2, "exit 2 means refused")
+        #expect(sender.stderrText.contains("authentication failed"), "\(sender.stderrText)")
+        let snmp = try ns.exec(["cat", "/proc/net/snmp"]).stdout.split(separator: "\n").filter { $0.hasPrefix("Tcp:") }
+        let names = snmp.first?.split(separator: " ") ?? [], values = snmp.last?.split(separator: " ") ?? []
+        let passiveOpens = names.firstIndex(of: "PassiveOpens").map { Int(values[$0]) ?? -1 } ?? -1
+        #expect(passiveOpens == 1, "one connection, no retry loop")
+        #expect((try? String(contentsOfFile: out, encoding: .utf8)) ?? "" == "")
+        // The right token gets in.
+        let good = directory.appendingPathComponent("good")
+        try "right-token\n".write(to: good, atomically: true, encoding: .utf8)
+        let friend = try ns.linger(["send", "127.0.0.1:7400", "--token-file", good.path])
+        try friend.write("hello\n")
+        friend.closeStdin()
+        #expect(friend.waitForExit(timeout: 20) == 0, "\(friend.stderrText)")
+        server.signal(SIGTERM)
+        _ = server.waitForExit(timeout: 30)
+        #expect(try String(contentsOfFile: out, encoding: .utf8) == "hello\n")
+        #expect(try ns.count("CLOSE_WAIT") == 0)
+    }
+
+    @Test func garbageAndOversizedFramesGetAnErrorAndAGracefulClose() throws {
+        let ns = try TestNamespace()
+        defer { ns.tearDown() }
+        let server = try serve(ns, sink: "discard")
+        let descriptorsBefore = server.openDescriptors
+        // An unknown frame type, and a length of 4 GiB: each gets ERROR (type 8) and a FIN, never a reset.
+        for bytes in ["0000000163", "ffffffff03000000000000000"] {
+            let probe = try ns.start(["probe", "--port", "7400", "--send", bytes.count % 2 == 0 ? bytes : bytes + "0", "--wait", "5"])
+            #expect(probe.value("end") == "eof", "\(probe.readyLine)")
+            let received = probe.value("received") ?? ""
+            #expect(received.dropFirst(8).hasPrefix("08000b"), "an ERROR frame with code 11 (protocol error): \(received)")
+        }
+        // The server still serves others.
+        let sender = try ns.linger(["send", "127.0.0.1:7400"])
+        try sender.write("still here\n")
+        sender.closeStdin()
+        #expect(sender.waitForExit(timeout: 20) == 0)
+        #expect(try ns.sockets(in: "CLOSE_WAIT", heldBy: server.pid) == 0)
+        usleep(200_000)
+        #expect(server.openDescriptors == descriptorsBefore, "no fd left behind")
+        server.signal(SIGTERM)
+        #expect(server.waitForExit(timeout: 30) == 0)
+    }
+
+    @Test func silentPeersAreClosedOnBothSides() throws {
+        let ns = try TestNamespace()
+        defer { ns.tearDown() }
+        // A server that accepts and never answers: the client's idle timeout replaces the connection.
+        let mute = try ns.start(["server", "--port", "7401", "--on-eof", "hold"])
+        let sender = try ns.linger(["send", "127.0.0.1:7401", "--idle-timeout", "500ms", "--backoff-initial", "50ms", "--backoff-max", "100ms"])
+        try sender.write("lost in the void\n")
+        usleep(2_500_000)
+        #expect(try ns.sockets(in: "CLOSE_WAIT", heldBy: sender.pid) == 0)
+        let established = try ns.sockets(in: "ESTABLISHED", heldBy: sender.pid)
+        #expect(established <= 1, "old connections are closed, not piled up (\(established))")
+        #expect(try ns.sockets(in: "CLOSE_WAIT", heldBy: mute.pid) >= 2, "the mute server is the one leaking, and it sees our closes")
+        sender.signal(SIGTERM)
+        _ = sender.waitForExit(timeout: 10)
+
+        // A client that connects and says nothing: the server closes it after its idle timeout.
+        let server = try serve(ns, sink: "discard", extra: ["--idle-timeout", "500ms"])
+        _ = try ns.start(["clients", "--port", "7400", "--count", "3", "--then", "hold"])
+        usleep(1_500_000)
+        #expect(try ns.sockets(in: "CLOSE_WAIT", heldBy: server.pid) == 0)
+        #expect(try ns.sockets(in: "ESTABLISHED", heldBy: server.pid) == 0, "idle connections closed")
+        server.signal(SIGTERM)
+        #expect(server.waitForExit(timeout: 30) == 0)
+    }
+
+    @Test func shutdownSendsGoAwayAndClientsCloseFirst() throws {
+        let ns = try TestNamespace()
+        defer { ns.tearDown() }
+        let server = try serve(ns, sink: "discard")
+        let sender = try ns.linger(["send", "127.0.0.1:7400", "--backoff-initial", "2s", "--backoff-max", "2s"])
+        try sender.write("one\n")
+        usleep(500_000)
+        server.signal(SIGTERM)
+        #expect(server.waitForExit(timeout: 30) == 0, "\(server.stderrText)")
+        usleep(200_000)
+        let states = try ns.exec(["ss", "-Htan"]).stdout
+        let timeWait = states.split(separator: "\n").filter { $0.hasPrefix("TIME-WAIT") }
+        #expect(timeWait.count == 1, "\(states)")
+        if let line = timeWait.first {
+            let fields = line.split(separator: " ")
+            #expect(fields.count >= 5 && fields[4].hasSuffix(":7400"), "TIME_WAIT is on the client side (peer is the server port): \(line)")
+        }
+        #expect(try ns.sockets(in: "CLOSE_WAIT", heldBy: sender.pid) == 0)
+        sender.closeStdin()
+        sender.signal(SIGTERM)
+        _ = sender.waitForExit(timeout: 10)
+    }
+}
+}
