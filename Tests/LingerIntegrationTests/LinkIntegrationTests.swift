@@ -69,8 +69,12 @@ struct LinkIntegrationTests {
         let out = directory.appendingPathComponent("out.log").path
         // fsync per batch keeps the first sender slow enough to be killed in the middle.
         let server = try serve(ns, sink: "file:\(out)")
-        let first = try ns.linger(["send", "127.0.0.1:7400", "--file", input.path, "--client-id", "restart", "--outbox-messages", "500"])
-        usleep(300_000)
+        let first = try ns.linger(["send", "127.0.0.1:7400", "--file", input.path, "--client-id", "restart", "--outbox-messages", "200"])
+        // Kill it as soon as the server holds some of its lines.
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline, ((try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0) ?? 0 == 0 {
+            usleep(2_000)
+        }
         first.signal(SIGKILL)
         _ = first.waitForExit(timeout: 10)
         let partial = (try? String(contentsOfFile: out, encoding: .utf8))?.split(separator: "\n").count ?? 0

@@ -54,25 +54,16 @@ struct LineSender {
         } catch {
             return .failed("\(error)")
         }
-        var reader = LineReader(fd: input)
+        var reader = LineReader(fd: input, blockSize: min(1 << 20, client.configuration.outboxMessages * 16))
         var line: UInt64 = 0
+        var toSkip = skip
         var reporter = ProgressReporter(enabled: progress, client: client)
         do {
-            while true {
-                let lines = reader.nextLines(follow: follow)
-                if lines == nil { break }
-                var batch = lines!
-                if line < skip {
-                    let drop = Int(min(UInt64(batch.count), skip - line))
-                    line += UInt64(drop)
-                    batch.removeFirst(drop)
-                }
-                if !batch.isEmpty {
-                    try await client.send(contentsOf: batch)
-                    line += UInt64(batch.count)
-                }
+            while let (batch, lines) = reader.nextBatch(follow: follow, skipping: &toSkip) {
+                line += UInt64(lines)
+                if !batch.isEmpty { try await client.send(batch) }
                 reporter.tick(sent: line)
-                if batch.isEmpty && follow { try await Task.sleep(for: .milliseconds(200)) }
+                if lines == 0 && follow { try await Task.sleep(for: .milliseconds(200)) }
             }
             if let error = reader.error { return .failed("cannot read the input: \(error)") }
             while client.unacknowledged > 0 {
@@ -92,21 +83,26 @@ struct LineSender {
     }
 }
 
-/// Splits a byte stream into lines without copying each line: a batch is slices of one read buffer.
+/// Splits a byte stream into lines and encodes them straight into a ``LinkBatch`` (no per-line allocation).
 struct LineReader {
     let fd: Int32
     private var carry: [UInt8] = []
     private var ended = false
+    private var block: [UInt8]
     private(set) var error: String?
-    static let blockSize = 1 << 20
 
-    init(fd: Int32) { self.fd = fd }
+    /// Reads up to `blockSize` bytes at a time: 1 MiB normally, less when the outbox is small, so one
+    /// batch does not dwarf the outbox limit (a batch larger than the limit waits for an empty outbox).
+    init(fd: Int32, blockSize: Int = 1 << 20) {
+        self.fd = fd
+        block = [UInt8](repeating: 0, count: max(4096, blockSize))
+    }
 
-    /// The next batch of complete lines (without newlines); `[]` when nothing new is there yet (follow
-    /// mode); `nil` at the end of the input.
-    mutating func nextLines(follow: Bool) -> [ArraySlice<UInt8>]? {
+    /// The next batch of complete lines (without their newlines) and how many input lines it covered,
+    /// including the first `skipping` lines, which are counted but not sent (the server has them).
+    /// An empty batch means nothing new yet (follow mode); `nil` means the end of the input.
+    mutating func nextBatch(follow: Bool, skipping: inout UInt64) -> (LinkBatch, Int)? {
         if ended { return nil }
-        var block = [UInt8](repeating: 0, count: Self.blockSize)
         var n: Int
         repeat { n = read(fd, &block, block.count) } while n < 0 && errno == EINTR
         if n < 0 {
@@ -114,29 +110,48 @@ struct LineReader {
             ended = true
             return nil
         }
+        var batch = LinkBatch(capacity: n + n / 4 + carry.count + 64)
         if n == 0 {
-            if follow { return [] }
+            if follow { return (batch, 0) }
             ended = true
             if carry.isEmpty { return nil }
-            defer { carry = [] }
-            return [carry[...]]  // a last line without its newline is still a line
+            // A last line without its newline is still a line.
+            if skipping > 0 { skipping -= 1 } else { batch.append(carry) }
+            carry = []
+            return (batch, 1)
         }
-        let data = carry.isEmpty ? Array(block[0..<n]) : carry + block[0..<n]
-        var lines: [ArraySlice<UInt8>] = []
-        lines.reserveCapacity(n / 32)
-        var start = 0
-        data.withUnsafeBufferPointer { bytes in
+        var lines = 0
+        var skip = skipping
+        block.withUnsafeBufferPointer { bytes in
+            var start = 0
             var i = 0
-            while i < bytes.count {
+            if !carry.isEmpty {
+                // Finish the line that straddles the previous block.
+                while i < n && bytes[i] != UInt8(ascii: "\n") { i += 1 }
+                if i < n {
+                    carry += bytes[0..<i]
+                    if skip > 0 { skip -= 1 } else { batch.append(carry) }
+                    lines += 1
+                    carry = []
+                    i += 1
+                    start = i
+                } else {
+                    carry += bytes[0..<n]
+                    start = n
+                }
+            }
+            while i < n {
                 if bytes[i] == UInt8(ascii: "\n") {
-                    lines.append(data[start..<i])
+                    if skip > 0 { skip -= 1 } else { batch.append(UnsafeBufferPointer(rebasing: bytes[start..<i])) }
+                    lines += 1
                     start = i + 1
                 }
                 i += 1
             }
+            if start < n { carry += bytes[start..<n] }
         }
-        carry = Array(data[start...])
-        return lines
+        skipping = skip
+        return (batch, lines)
     }
 }
 

@@ -28,7 +28,7 @@ public final class LinkClient: Service, Sendable {
     private let state = Mutex(State())
 
     private struct Waiter {
-        enum Condition { case established, space, acknowledged(UInt64), stopped }
+        enum Condition { case established, space(Int, Int), acknowledged(UInt64), stopped }
         var condition: Condition
         var continuation: CheckedContinuation<Void, any Error>
     }
@@ -66,50 +66,51 @@ public final class LinkClient: Service, Sendable {
     /// outbox when it is full (or throws `.outboxFull`, per configuration).
     @discardableResult
     public func send(_ payload: some Collection<UInt8>) async throws -> UInt64 {
-        var sequence: UInt64 = 0
-        try await send(contentsOf: CollectionOfOne(payload)) { sequence = $0 }
-        return sequence
+        var batch = LinkBatch(capacity: payload.count + 13)
+        batch.append(payload)
+        return try await send(batch)
     }
 
     /// Queues many messages at once: one lock and one socket write for the whole batch.
-    public func send<Messages: Collection>(contentsOf messages: Messages) async throws
-    where Messages.Element: Collection<UInt8> {
-        try await send(contentsOf: messages) { _ in }
+    public func send<Messages: Sequence>(contentsOf messages: Messages) async throws where Messages.Element: Collection<UInt8> {
+        var batch = LinkBatch()
+        for message in messages { batch.append(message) }
+        try await send(batch)
     }
 
-    private func send<Messages: Collection>(contentsOf messages: Messages, lastSequence: (UInt64) -> Void) async throws
-    where Messages.Element: Collection<UInt8> {
+    /// Queues a pre-encoded batch (the fastest way in): its messages get consecutive sequence numbers.
+    /// A batch larger than the outbox limits is admitted once the outbox is empty.
+    /// - Returns: the sequence number of the batch's last message.
+    @discardableResult
+    public func send(_ batch: LinkBatch) async throws -> UInt64 {
         try await wait(for: .established)
-        var remaining = messages[...]
-        while !remaining.isEmpty {
-            let (appended, channelToPump) = try state.withLock { state -> (Int, (any Channel)?) in
+        while true {
+            let outcome = try state.withLock { state -> (UInt64, (any Channel)?)? in
                 if let failure = state.failure { throw failure }
                 if state.closing { throw LinkError(.closed, "the link is closed") }
-                var appended = 0
-                while let message = remaining.first, hasRoom(state.outbox, adding: message.count) || state.outbox.isEmpty {
-                    lastSequence(state.outbox.append(message))
-                    metrics.bytesSent.increment(by: Int64(message.count))
-                    remaining = remaining.dropFirst()
-                    appended += 1
+                guard state.outbox.isEmpty || hasRoom(state.outbox, addingMessages: batch.count, bytes: batch.byteCount) else {
+                    return nil
                 }
-                metrics.outboxDepth.record(state.outbox.count)
-                guard appended > 0, let channel = state.channel, !state.pumpScheduled else { return (appended, nil) }
+                let last = state.outbox.append(batch: batch)
+                guard let channel = state.channel, !state.pumpScheduled else { return (last, nil) }
                 state.pumpScheduled = true
-                return (appended, channel)
+                return (last, channel)
             }
-            if appended > 0 { metrics.messagesSent.increment(by: Int64(appended)) }
-            if let channelToPump {
-                channelToPump.eventLoop.execute {
-                    self.state.withLock { $0.pumpScheduled = false }
-                    channelToPump.pipeline.fireUserInboundEventTriggered(PumpOutbox())
+            if let (last, channelToPump) = outcome {
+                metrics.messagesSent.increment(by: Int64(batch.count))
+                metrics.bytesSent.increment(by: Int64(batch.byteCount))
+                if let channelToPump {
+                    channelToPump.eventLoop.execute {
+                        self.state.withLock { $0.pumpScheduled = false }
+                        channelToPump.pipeline.fireUserInboundEventTriggered(PumpOutbox())
+                    }
                 }
+                return last
             }
-            if !remaining.isEmpty {
-                guard configuration.waitWhenFull else {
-                    throw LinkError(.outboxFull, "the outbox is full (\(configuration.outboxMessages) messages or \(configuration.outboxBytes) bytes unacknowledged)")
-                }
-                try await wait(for: .space)
+            guard configuration.waitWhenFull else {
+                throw LinkError(.outboxFull, "the outbox is full (\(configuration.outboxMessages) messages or \(configuration.outboxBytes) bytes unacknowledged)")
             }
+            try await wait(for: .space(batch.count, batch.byteCount))
         }
     }
 
@@ -256,8 +257,8 @@ public final class LinkClient: Service, Sendable {
 
     private var isClosingOrFailed: Bool { state.withLock { $0.closing || $0.failure != nil } }
 
-    private func hasRoom(_ outbox: Outbox, adding bytes: Int) -> Bool {
-        outbox.count < configuration.outboxMessages && outbox.bytes + bytes + 13 <= configuration.outboxBytes
+    private func hasRoom(_ outbox: Outbox, addingMessages messages: Int, bytes: Int) -> Bool {
+        outbox.count + messages <= configuration.outboxMessages && outbox.bytes + bytes <= configuration.outboxBytes
     }
 
     private func wait(for condition: Waiter.Condition) async throws {
@@ -276,7 +277,7 @@ public final class LinkClient: Service, Sendable {
     private func isSatisfied(_ condition: Waiter.Condition, _ state: State) -> Bool {
         switch condition {
         case .established: state.established
-        case .space: hasRoom(state.outbox, adding: 0)
+        case .space(let messages, let bytes): state.outbox.isEmpty || hasRoom(state.outbox, addingMessages: messages, bytes: bytes)
         case .acknowledged(let sequence): state.outbox.acknowledged >= sequence
         case .stopped: state.stopped
         }

@@ -49,6 +49,24 @@ struct Outbox {
         return sequence
     }
 
+    /// Appends a pre-encoded batch as one chunk, stamping consecutive sequence numbers into its frames.
+    /// - Returns: the sequence of the batch's last message.
+    @discardableResult
+    mutating func append(batch: LinkBatch) -> UInt64 {
+        guard !batch.isEmpty else { return lastSequence }
+        var buffer = batch.buffer
+        let base = buffer.readerIndex
+        var sequence = nextSequence
+        for offset in batch.offsets {
+            buffer.setInteger(sequence, at: base + Int(offset) + 5)  // after u32 length and u8 type
+            sequence += 1
+        }
+        chunks.append(Chunk(firstSequence: nextSequence, buffer: buffer, offsets: batch.offsets, createdAt: .now))
+        bytes += buffer.readableBytes
+        nextSequence = sequence
+        return sequence - 1
+    }
+
     /// Drops everything up to `sequence`. Returns how many messages that newly acknowledged.
     @discardableResult
     mutating func acknowledge(through sequence: UInt64) -> Int {

@@ -78,7 +78,11 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             cumulation!.writeBuffer(&incoming)
         }
         do {
-            while let frame = try cumulation!.readLinkFrame(maximumLength: settings.maximumFrameLength) {
+            while cumulation!.readableBytes > 0 {
+                if case .streaming = state {
+                    try acceptDataFrames(from: &cumulation!)
+                }
+                guard let frame = try cumulation!.readLinkFrame(maximumLength: settings.maximumFrameLength) else { break }
                 try handle(frame, context: context)
                 if case .closing = state { break }
             }
@@ -140,6 +144,53 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
 
     // MARK: - Frames
+
+    /// The hot path: consumes consecutive complete DATA frames straight from the bytes, without building a
+    /// `LinkFrame` or a slice per message, working on locals (class properties would pay an exclusivity
+    /// check per access). Stops at the first frame of another type or an incomplete frame.
+    private func acceptDataFrames(from buffer: inout ByteBuffer) throws {
+        var highest = self.highest
+        var accepted = 0, duplicates = 0
+        let keepRecords = sessions.sink.needsRecords
+        var records = self.pendingRecords ?? ByteBuffer()
+        if keepRecords && self.pendingRecords == nil { records.reserveCapacity(buffer.readableBytes + 4096) }
+        let limit = settings.maximumFrameLength
+        var gap: UInt64?
+        let consumed = buffer.withUnsafeReadableBytes { bytes -> Int in
+            var offset = 0
+            while bytes.count - offset >= 13 {
+                let length = UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+                guard bytes[offset + 4] == LinkFrame.Kind.data.rawValue, length >= 9, length <= limit,
+                    bytes.count - offset >= 4 + Int(length)
+                else { break }
+                let sequence = UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: offset + 5, as: UInt64.self))
+                if sequence == highest &+ 1 {
+                    highest = sequence
+                    accepted += 1
+                    if keepRecords {
+                        records.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[(offset + 13)..<(offset + 4 + Int(length))]))
+                        records.writeInteger(UInt8(ascii: "\n"))
+                    }
+                } else if sequence <= highest {
+                    duplicates += 1
+                } else {
+                    gap = sequence
+                    break
+                }
+                offset += 4 + Int(length)
+            }
+            return offset
+        }
+        buffer.moveReaderIndex(forwardBy: consumed)
+        if accepted > 0 {
+            self.highest = highest
+            self.pendingThrough = highest
+            if keepRecords { self.pendingRecords = records }
+            metrics.messagesAccepted.increment(by: Int64(accepted))
+        }
+        if duplicates > 0 { metrics.duplicatesDropped.increment(by: Int64(duplicates)) }
+        if let gap { throw LinkProtocolError(.malformed("sequence \(gap) after \(highest) skips messages")) }
+    }
 
     private func handle(_ frame: LinkFrame, context: ChannelHandlerContext) throws {
         switch (state, frame) {
