@@ -6,6 +6,7 @@
 //
 //   linger-fixture server  --port P [--address A] [--backlog B] [--no-accept] [--on-eof hold|close]
 //   linger-fixture clients --port P [--address A] --count N [--then hold|close|half-close|reset] [--nonblocking]
+//                          [--link-hello PREFIX]   (each connection says HELLO as link client PREFIX-i)
 //
 // server:  listens; accepts unless --no-accept; on a peer's FIN it closes (close: the correct server), or
 //          never reads at all (hold: the socket sits in CLOSE_WAIT with the FIN unread), or reads the EOF and
@@ -31,6 +32,7 @@ struct Options {
     var then = "hold"
     var nonblocking = false
     var send: [UInt8] = []
+    var linkHello: String?
     var wait = 5.0
 }
 
@@ -65,6 +67,7 @@ func parse(_ arguments: [String]) -> Options {
         case "--then": options.then = value()
         case "--nonblocking": options.nonblocking = true
         case "--send": options.send = hexBytes(value())
+        case "--link-hello": options.linkHello = value()
         case "--wait":
             guard let wait = Double(value()) else { fail("bad --wait") }
             options.wait = wait
@@ -168,6 +171,17 @@ func runClients(_ options: Options) {
             lastError = String(cString: strerror(errno))
             close(fd)
             continue
+        }
+        if let prefix = options.linkHello {
+            // A link HELLO with client id PREFIX-i, so each connection is a distinct idle link session.
+            let id = Array("\(prefix)-\(sockets.count)".utf8)
+            var frame: [UInt8] = []
+            let length = UInt32(1 + 2 + 2 + id.count + 2)
+            frame += withUnsafeBytes(of: length.bigEndian, Array.init)
+            frame += [1, 0, 1]
+            frame += withUnsafeBytes(of: UInt16(id.count).bigEndian, Array.init)
+            frame += id + [0, 0]
+            _ = frame.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         }
         sockets.append(fd)
     }

@@ -94,6 +94,8 @@ public final class LinkServer: Service {
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelOption(.socketOption(.so_keepalive), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            // Reads of up to 1 MiB under load: fewer wake-ups, and one ACK per read batch.
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 64 * 1024, maximum: 1 << 20))
         let channel: any Channel
         do {
             channel = try await bootstrap.childChannelInitializer { child in
