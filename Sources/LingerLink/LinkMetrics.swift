@@ -10,6 +10,7 @@ public struct LinkMetrics: Sendable {
     public let messagesSent: Counter
     public let bytesSent: Counter
     public let messagesAcknowledged: Counter
+    public let bytesAcknowledged: Counter
     public let messagesAccepted: Counter
     public let resends: Counter
     public let duplicatesDropped: Counter
@@ -25,6 +26,7 @@ public struct LinkMetrics: Sendable {
         messagesSent = Counter(label: "linger_link_messages_sent_total", dimensions: dimensions, factory: factory)
         bytesSent = Counter(label: "linger_link_bytes_sent_total", dimensions: dimensions, factory: factory)
         messagesAcknowledged = Counter(label: "linger_link_messages_acked_total", dimensions: dimensions, factory: factory)
+        bytesAcknowledged = Counter(label: "linger_link_bytes_acked_total", dimensions: dimensions, factory: factory)
         messagesAccepted = Counter(label: "linger_link_messages_accepted_total", dimensions: dimensions, factory: factory)
         resends = Counter(label: "linger_link_resends_total", dimensions: dimensions, factory: factory)
         duplicatesDropped = Counter(label: "linger_link_duplicates_dropped_total", dimensions: dimensions, factory: factory)

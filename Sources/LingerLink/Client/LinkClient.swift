@@ -155,7 +155,7 @@ public final class LinkClient: Service, Sendable {
 
     // MARK: - Service
 
-    /// Keeps the link up until `close()` or a permanent failure (the server rejected the client).
+    /// Keeps the link up until `close()`, cancellation, or a permanent failure (the server rejected the client).
     public func run() async throws {
         var backoff = configuration.backoff
         var attempt = 0
@@ -177,7 +177,12 @@ public final class LinkClient: Service, Sendable {
                     }
                     .connect(host: endpoint.host, port: endpoint.port).get()
                 metrics.connections.increment()
-                try? await channel.closeFuture.get()
+                // Cancelling run() closes the connection at once (an abrupt stop: use close() to drain first).
+                await withTaskCancellationHandler {
+                    try? await channel.closeFuture.get()
+                } onCancel: {
+                    channel.close(promise: nil)
+                }
                 metrics.connections.decrement()
             } catch {
                 log("cannot connect to \(endpoint.host):\(endpoint.port): \(error)")
@@ -218,8 +223,10 @@ public final class LinkClient: Service, Sendable {
 
     func acknowledged(through sequence: UInt64) {
         let waiters = state.withLockedValue { state -> [Waiter] in
+            let bytesBefore = state.outbox.bytes
             let newly = state.outbox.acknowledge(through: sequence)
             metrics.messagesAcknowledged.increment(by: Int64(newly))
+            metrics.bytesAcknowledged.increment(by: Int64(bytesBefore - state.outbox.bytes))
             metrics.outboxDepth.record(state.outbox.count)
             if let oldest = state.outbox.oldestCreatedAt {
                 let age = ContinuousClock.now - oldest
@@ -257,7 +264,7 @@ public final class LinkClient: Service, Sendable {
 
     // MARK: - Waiting
 
-    private var isClosingOrFailed: Bool { state.withLockedValue { $0.closing || $0.failure != nil } }
+    private var isClosingOrFailed: Bool { Task.isCancelled || state.withLockedValue { $0.closing || $0.failure != nil } }
 
     private func hasRoom(_ outbox: Outbox, addingMessages messages: Int, bytes: Int) -> Bool {
         outbox.count + messages <= configuration.outboxMessages && outbox.bytes + bytes <= configuration.outboxBytes

@@ -72,24 +72,27 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         lastRead = .now()
         var incoming = unwrapInboundIn(data)
         if case .closing = state { return }  // draining toward EOF; nothing more is accepted
-        if cumulation == nil {
-            cumulation = incoming
-        } else {
-            cumulation!.writeBuffer(&incoming)
-        }
         do {
-            while cumulation!.readableBytes > 0 {
-                if case .streaming = state {
-                    try acceptDataFrames(from: &cumulation!)
-                }
-                guard let frame = try cumulation!.readLinkFrame(maximumLength: settings.maximumFrameLength) else { break }
-                try handle(frame, context: context)
-                if case .closing = state { break }
-            }
-            if cumulation!.readableBytes == 0 {
+            if var partial = cumulation {
+                // Complete the one frame that straddled the previous read by copying only its missing
+                // bytes; the rest of this read is parsed where it lies (copying every read into a
+                // cumulation buffer cost a seventh of the server's time with 1 KiB messages).
                 cumulation = nil
-            } else if cumulation!.readerIndex > 64 * 1024 {
-                cumulation!.discardReadBytes()
+                let needed = Self.bytesToComplete(partial)
+                var head = incoming.readSlice(length: min(needed, incoming.readableBytes))!
+                partial.writeBuffer(&head)
+                try processFrames(&partial, context: context)
+                if partial.readableBytes > 0 {
+                    // Still incomplete (this read was shorter than the frame), or stopped while closing.
+                    if incoming.readableBytes > 0 { partial.writeBuffer(&incoming) }
+                    cumulation = partial
+                    return
+                }
+            }
+            try processFrames(&incoming, context: context)
+            if incoming.readableBytes > 0 {
+                if case .closing = state { return }
+                cumulation = incoming  // the partial frame at the end, kept as a slice of this read
             }
         } catch let error as LinkProtocolError {
             logger.info("closing connection after a protocol error", metadata: ["error": "\(error)"])
@@ -99,6 +102,26 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         } catch {
             fail(context: context, code: .protocolError, text: "\(error)")
         }
+    }
+
+    /// Parses every complete frame in `buffer`: DATA in place, the rest one by one.
+    private func processFrames(_ buffer: inout ByteBuffer, context: ChannelHandlerContext) throws {
+        while buffer.readableBytes > 0 {
+            if case .streaming = state {
+                try acceptDataFrames(from: &buffer)
+            }
+            guard let frame = try buffer.readLinkFrame(maximumLength: settings.maximumFrameLength) else { return }
+            try handle(frame, context: context)
+            if case .closing = state { return }
+        }
+    }
+
+    /// How many more bytes `partial` needs to hold one whole frame (the length field first). An oversized
+    /// length asks for just enough to let the parser see and refuse it.
+    private static func bytesToComplete(_ partial: ByteBuffer) -> Int {
+        guard let length: UInt32 = partial.getInteger(at: partial.readerIndex) else { return 4 - partial.readableBytes }
+        let total = 4 + Int(min(length, LinkLimits.defaultMaximumFrameLength * 2))
+        return max(0, total - partial.readableBytes)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
