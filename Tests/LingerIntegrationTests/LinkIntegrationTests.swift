@@ -150,7 +150,10 @@ struct LinkIntegrationTests {
         let mute = try ns.start(["server", "--port", "7401", "--on-eof", "hold"])
         let sender = try ns.linger(["send", "127.0.0.1:7401", "--idle-timeout", "500ms", "--backoff-initial", "50ms", "--backoff-max", "100ms"])
         try sender.write("lost in the void\n")
-        usleep(2_500_000)
+        usleep(1_200_000)
+        let descriptorsEarly = sender.openDescriptors
+        usleep(1_500_000)
+        #expect(sender.openDescriptors <= descriptorsEarly, "reconnect cycles leak no fds")
         #expect(try ns.sockets(in: "CLOSE_WAIT", heldBy: sender.pid) == 0)
         let established = try ns.sockets(in: "ESTABLISHED", heldBy: sender.pid)
         #expect(established <= 1, "old connections are closed, not piled up (\(established))")

@@ -131,3 +131,23 @@ struct OutboxTests {
         #expect(delays.contains { $0 > .seconds(1) }, "grows toward the cap")
     }
 }
+
+extension ServerHandlerTests {
+    /// Every way two reads can split a stream (inside the length field, the type, the sequence, the
+    /// payload): all messages are acknowledged as soon as the second read arrives, none later.
+    @Test func framesSplitAcrossReadsAtEveryOffset() throws {
+        var stream = ByteBuffer()
+        for n in 1...3 { stream.writeLinkFrame(.data(sequence: UInt64(n), payload: ByteBuffer(string: "payload-\(n)"))) }
+        for cut in 1..<stream.readableBytes {
+            let sink = RecordingSink()
+            let (channel, _) = try makeChannel(sink: sink)
+            try send([.hello(.init(clientID: "c1", token: ""))], to: channel)
+            _ = try replies(channel)
+            try channel.writeInbound(stream.getSlice(at: 0, length: cut)!)
+            try channel.writeInbound(stream.getSlice(at: cut, length: stream.readableBytes - cut)!)
+            #expect(try replies(channel).last == .ack(sequence: 3), "cut at \(cut)")
+            #expect(sink.stored == "payload-1\npayload-2\npayload-3\n", "cut at \(cut)")
+            _ = try? channel.finish()
+        }
+    }
+}

@@ -76,15 +76,16 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             if var partial = cumulation {
                 // Complete the one frame that straddled the previous read by copying only its missing
                 // bytes; the rest of this read is parsed where it lies (copying every read into a
-                // cumulation buffer cost a seventh of the server's time with 1 KiB messages).
+                // cumulation buffer cost a seventh of the server's time with 1 KiB messages). Two steps,
+                // because the length field itself may be what straddled.
                 cumulation = nil
-                let needed = Self.bytesToComplete(partial)
-                var head = incoming.readSlice(length: min(needed, incoming.readableBytes))!
-                partial.writeBuffer(&head)
+                for _ in 0..<2 where incoming.readableBytes > 0 {
+                    var head = incoming.readSlice(length: min(Self.bytesToComplete(partial), incoming.readableBytes))!
+                    partial.writeBuffer(&head)
+                }
                 try processFrames(&partial, context: context)
                 if partial.readableBytes > 0 {
-                    // Still incomplete (this read was shorter than the frame), or stopped while closing.
-                    if incoming.readableBytes > 0 { partial.writeBuffer(&incoming) }
+                    // Still incomplete: this read ended inside the frame (or we stopped while closing).
                     cumulation = partial
                     return
                 }
@@ -92,7 +93,11 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             try processFrames(&incoming, context: context)
             if incoming.readableBytes > 0 {
                 if case .closing = state { return }
-                cumulation = incoming  // the partial frame at the end, kept as a slice of this read
+                // Copy the partial frame at the end (at most one frame) rather than keep a slice: a slice
+                // would stop NIO from reusing this receive buffer for the next read.
+                var tail = context.channel.allocator.buffer(capacity: incoming.readableBytes + 4096)
+                tail.writeBuffer(&incoming)
+                cumulation = tail
             }
         } catch let error as LinkProtocolError {
             logger.info("closing connection after a protocol error", metadata: ["error": "\(error)"])
