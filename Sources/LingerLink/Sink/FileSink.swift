@@ -86,7 +86,7 @@ public final class FileSink: LinkSink, @unchecked Sendable {
         Glibc.close(stateFD)
     }
 
-    private static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
         var offset = 0
         while offset < bytes.count {
             let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
@@ -136,17 +136,7 @@ public final class StandardOutputSink: LinkSink, @unchecked Sendable {
     public var needsRecords: Bool { true }
     public func highestAccepted(clientID: String) -> UInt64 { marks[clientID] ?? 0 }
     public func store(clientID: String, through sequence: UInt64, records: ByteBuffer) throws {
-        try records.withUnsafeReadableBytes { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let n = write(1, bytes.baseAddress! + offset, bytes.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw LinkError.io("cannot write to standard output", errno: errno)
-                }
-                offset += n
-            }
-        }
+        try records.withUnsafeReadableBytes { try FileSink.writeAll(1, $0, path: "standard output") }
         marks[clientID] = sequence
     }
     public func close() {}
