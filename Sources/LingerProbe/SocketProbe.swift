@@ -137,6 +137,19 @@ public struct SocketProbe: Sendable {
     }
     #endif
 
+    /// The kernel's size of one TIME_WAIT socket (`tw_sock_TCP` in `/proc/slabinfo`, readable by root), or
+    /// `nil` when it cannot be read.
+    public func timeWaitSocketBytes() -> Int? {
+        #if os(Linux)
+        guard let text = ProcFile.text("\(procRoot)/slabinfo") else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("tw_sock_TCP ") {
+            let fields = line.split(separator: " ")
+            if fields.count > 3, let size = Int(fields[3]) { return size }
+        }
+        #endif
+        return nil
+    }
+
     /// Reads only the sysctls (for `linger explain`, which needs no socket table).
     public func sysctls() -> TCPSysctls {
         #if os(Linux)

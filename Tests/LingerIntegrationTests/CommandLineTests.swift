@@ -48,3 +48,18 @@ struct CommandLineTests {
     }
 }
 }
+
+extension Integration.CommandLineTests {
+    @Test func capacityOnThisMachine() throws {
+        let result = try linger(["capacity", "--rate", "1000", "--port-range", "32768-60999", "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let json = try result.json()
+        #expect(json["timeWaitSockets"] as? Double == 60_000)
+        #expect((json["maxNewConnectionsPerSecond"] as? Double).map { Int($0) } == 470)
+        #expect((json["headroom"] as? Double).map { $0 < 1 } == true)
+        let text = try linger(["capacity", "--rate", "1000", "--port-range", "32768-60999"])
+        #expect(text.stdout.contains("60,000") && text.stdout.contains("per destination: 470 "))
+        let bad = try linger(["capacity", "--rate", "-5"])
+        #expect(bad.status == 64 && bad.stderr.contains("--rate"))
+    }
+}
