@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "linger-fixture", targets: ["LingerFixture"]),
         .library(name: "LingerProbe", targets: ["LingerProbe"]),
         .library(name: "LingerLink", targets: ["LingerLink"]),
+        .library(name: "LingerLab", targets: ["LingerLab"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -39,10 +40,13 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The lab reproduces pathologies with real peers and observes them through the probe: it sits above
+        // LingerProbe (see docs/ARCHITECTURE.md), beside LingerLink.
+        .target(name: "LingerLab", dependencies: ["LingerCore", "LingerProbe", "CLingerLinux"]),
         .executableTarget(
             name: "LingerCLI",
             dependencies: [
-                "LingerCore", "LingerProbe", "LingerLink",
+                "LingerCore", "LingerProbe", "LingerLink", "LingerLab",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

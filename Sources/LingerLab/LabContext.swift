@@ -1,0 +1,67 @@
+public import LingerCore
+import LingerProbe
+@preconcurrency import Glibc
+
+/// What a scenario works with: a private network namespace, peers started inside it, and the inspector
+/// looking into it. Created and torn down by ``LabRunner``.
+public final class LabContext {
+    /// The namespace's name (`linger-lab-PID-N`).
+    public let namespace: String
+    let executable: String
+    let progress: (String) -> Void
+    private let probe: SocketProbe
+    private var processes: [LabProcess] = []
+    private let started = monotonicSeconds()
+
+    init(namespace: String, executable: String, progress: @escaping (String) -> Void) throws {
+        self.namespace = namespace
+        self.executable = executable
+        self.progress = progress
+        // The lab's own thread joins the namespace, so every snapshot reads it (the peers are started with
+        // `ip netns exec` and land there too).
+        try NetworkNamespace.enter(namespace)
+        probe = SocketProbe(source: .netlink)
+    }
+
+    /// Seconds since the scenario started.
+    public var elapsed: Double { monotonicSeconds() - started }
+
+    /// Starts a lab peer (`linger lab-peer ARGS`) inside the namespace and waits for its "ready" line.
+    func peer(_ arguments: [String]) throws -> (LabProcess, String) {
+        let process = try LabProcess(["/usr/bin/env", "ip", "netns", "exec", namespace, executable, "lab-peer"] + arguments)
+        processes.append(process)
+        let ready = try process.expectLine("ready")
+        return (process, ready)
+    }
+
+    /// The namespace's socket table, with owners of the given states.
+    func snapshot(owners: TCPStateSet = []) throws -> Snapshot {
+        try probe.snapshot(owners: owners.rawValue == 0 ? .none : .states(owners))
+    }
+
+    /// Sets a sysctl for this namespace (`net.ipv4.tcp_fin_timeout`).
+    func sysctl(_ key: String, _ value: String) throws {
+        let path = "/proc/sys/" + key.split(separator: ".").joined(separator: "/")
+        let fd = open(path, O_WRONLY | O_TRUNC)
+        guard fd >= 0 else { throw LabError("cannot set \(key): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let bytes = Array((value + "\n").utf8)
+        guard write(fd, bytes, bytes.count) == bytes.count else { throw LabError("cannot set \(key) to \(value)") }
+    }
+
+    /// Stops every peer this context started.
+    func stopPeers() {
+        for process in processes { process.signal(SIGTERM) }
+        for process in processes { process.finish(timeout: 3) }
+        processes.removeAll()
+    }
+}
+
+/// `key=value` fields of a peer's report line.
+func fields(_ line: String) -> [String: String] {
+    var result: [String: String] = [:]
+    for part in line.split(separator: " ") {
+        if let eq = part.firstIndex(of: "=") { result[String(part[..<eq])] = String(part[part.index(after: eq)...]) }
+    }
+    return result
+}

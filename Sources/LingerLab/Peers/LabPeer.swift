@@ -1,0 +1,191 @@
+@preconcurrency import Glibc
+
+/// The lab's peers: `linger lab-peer ROLE --key value ...`, re-executed by the lab inside its namespace.
+/// Each prints `ready ...` once set up and `done ...` with its measurements, then holds its sockets until
+/// SIGTERM so the lab can look at them.
+public enum LabPeer {
+    public static func main(_ arguments: [String]) -> Never {
+        signal(SIGPIPE, SIG_IGN)
+        guard let role = arguments.first else { fail("lab-peer needs a role") }
+        var options: [String: String] = [:]
+        var i = 1
+        while i < arguments.count {
+            let key = arguments[i]
+            guard key.hasPrefix("--"), i + 1 < arguments.count else { fail("bad argument \(key)") }
+            options[String(key.dropFirst(2))] = arguments[i + 1]
+            i += 2
+        }
+        func int(_ key: String, _ fallback: Int) -> Int { options[key].flatMap { Int($0) } ?? fallback }
+        let port = UInt16(int("port", 7000))
+        switch role {
+        case "server":
+            Server(port: port, behavior: options["behavior"] ?? "close-on-eof", reuseAddress: int("reuseaddr", 1) == 1).run()
+        case "reconnect-client":
+            reconnectClient(port: port, correct: options["mode"] == "correct", connections: int("connections", 100),
+                            fdLimit: int("fd-limit", 0), intervalMilliseconds: int("interval-ms", 10))
+        case "clients":
+            clients(port: port, count: int("count", 1), then: options["then"] ?? "hold", send: options["send"])
+        case "churn":
+            churn(port: port, rate: Double(int("rate", 100)), seconds: Double(int("seconds", 5)),
+                  closer: options["closer"] ?? "client", persistent: int("persistent", 0) == 1)
+        case "bind":
+            switch POSIX.listen(port: port, reuseAddress: int("reuseaddr", 1) == 1) {
+            case .success(let fd):
+                report("ready bind=ok")
+                close(fd)
+            case .failure(let error):
+                report("ready bind=\(error.description)")
+            }
+            exit(0)
+        default:
+            fail("unknown lab-peer role \(role)")
+        }
+    }
+
+    static func fail(_ message: String) -> Never {
+        fputs("linger lab-peer: \(message)\n", stderr)
+        exit(2)
+    }
+
+    // MARK: - Clients
+
+    /// close-wait-leak: connect, read the server's greeting to EOF, and then either close (correct) or
+    /// just reconnect (naive: the classic bug — the fd stays in CLOSE_WAIT forever).
+    static func reconnectClient(port: UInt16, correct: Bool, connections: Int, fdLimit: Int, intervalMilliseconds: Int) -> Never {
+        if fdLimit > 0 { POSIX.setFileLimit(fdLimit) }
+        report("ready reconnect-client")
+        var connected = 0, failed = 0, firstError = "none", failedAt = -1
+        for attempt in 0..<connections {
+            switch POSIX.connect(port: port) {
+            case .success(let fd):
+                connected += 1
+                _ = POSIX.readToEnd(fd)  // the server writes its greeting and closes first
+                if correct { close(fd) }  // the naive client forgets this line
+            case .failure(let error):
+                failed += 1
+                if firstError == "none" { firstError = error.description; failedAt = attempt }
+            }
+            usleep(UInt32(intervalMilliseconds * 1000))
+        }
+        report("done connected=\(connected) failed=\(failed) firstError=\(firstError) failedAt=\(failedAt)")
+        holdUntilTerminated()
+    }
+
+    /// Opens `count` connections, then: hold them, close them (orphans), or half-close them (shutdown).
+    static func clients(port: UInt16, count: Int, then: String, send: String?) -> Never {
+        var fds: [Int32] = []
+        var failed = 0
+        for _ in 0..<count {
+            switch POSIX.connect(port: port) {
+            case .success(let fd):
+                if let send { POSIX.send(fd, send + "\n") }
+                fds.append(fd)
+            case .failure: failed += 1
+            }
+        }
+        switch then {
+        case "close": fds.forEach { close($0) }
+        case "half-close": fds.forEach { shutdown($0, Int32(SHUT_WR)) }
+        case "wait-eof":
+            // Wait for the server to close first, then close: the server is the active closer.
+            for fd in fds { _ = POSIX.readToEnd(fd); close(fd) }
+        default: break
+        }
+        report("ready clients connected=\(fds.count) failed=\(failed)")
+        holdUntilTerminated()
+    }
+
+    /// time-wait-churn: `rate` requests per second for `seconds`, one connection each (or one in all).
+    static func churn(port: UInt16, rate: Double, seconds: Double, closer: String, persistent: Bool) -> Never {
+        report("ready churn")
+        let start = monotonicSeconds()
+        var done = 0, failed = 0, firstError = "none"
+        var persistentFD: Int32 = -1
+        if persistent, case .success(let fd) = POSIX.connect(port: port) { persistentFD = fd }
+        while monotonicSeconds() - start < seconds {
+            let due = start + Double(done + failed) / rate
+            let wait = due - monotonicSeconds()
+            if wait > 0 { usleep(UInt32(wait * 1_000_000)) }
+            if persistent {
+                POSIX.send(persistentFD, "request\n")
+                if POSIX.readSome(persistentFD) > 0 { done += 1 } else { failed += 1 }
+                continue
+            }
+            switch POSIX.connect(port: port) {
+            case .success(let fd):
+                POSIX.send(fd, "request\n")
+                if closer == "server" {
+                    _ = POSIX.readToEnd(fd)  // the server replies and closes first
+                } else {
+                    _ = POSIX.readSome(fd)  // read the reply, then close first
+                }
+                close(fd)
+                done += 1
+            case .failure(let error):
+                failed += 1
+                if firstError == "none" { firstError = error.description }
+            }
+        }
+        if persistentFD >= 0 { close(persistentFD) }
+        report("done requests=\(done) failed=\(failed) firstError=\(firstError) seconds=\(monotonicSeconds() - start)")
+        holdUntilTerminated()
+    }
+}
+
+/// The lab's servers, one poll loop:
+/// - `close-first`: write a greeting and close at once (the server is the active closer);
+/// - `close-on-eof`: answer each request line, close when the client closes (the correct server);
+/// - `reply-close`: answer the first request and close (server closes first, per request);
+/// - `hold`: accept and never read or close (a peer that never closes);
+/// - `exception-leak`: like close-on-eof, but a request containing "bad" takes an error path that
+///   returns without closing (the classic leak: the socket sits in CLOSE_WAIT once the client gives up).
+struct Server {
+    var port: UInt16
+    var behavior: String
+    var reuseAddress: Bool
+
+    func run() -> Never {
+        let listener: Int32
+        switch POSIX.listen(port: port, reuseAddress: reuseAddress) {
+        case .success(let fd): listener = fd
+        case .failure(let error): LabPeer.fail("listen on \(port): \(error)")
+        }
+        report("ready server port=\(port) behavior=\(behavior)")
+        var watched = Set<Int32>()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            var fds = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0)] + watched.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            guard poll(&fds, nfds_t(fds.count), 1000) > 0 else { continue }
+            for entry in fds where entry.revents != 0 {
+                if entry.fd == listener {
+                    let client = accept(listener, nil, nil)
+                    guard client >= 0 else { continue }
+                    switch behavior {
+                    case "close-first":
+                        POSIX.send(client, "hello\n")
+                        close(client)
+                    case "hold": break  // never read, never close
+                    default: watched.insert(client)
+                    }
+                    continue
+                }
+                let n = read(entry.fd, &buffer, buffer.count)
+                if n <= 0 {
+                    watched.remove(entry.fd)
+                    close(entry.fd)  // EOF or error: close (every behavior that reads does this)
+                    continue
+                }
+                let request = String(decoding: buffer[0..<n], as: UTF8.self)
+                if behavior == "exception-leak" && request.contains("bad") {
+                    watched.remove(entry.fd)  // the "exception": stop handling, forget to close
+                    continue
+                }
+                POSIX.send(entry.fd, "reply\n")
+                if behavior == "reply-close" {
+                    watched.remove(entry.fd)
+                    close(entry.fd)
+                }
+            }
+        }
+    }
+}
