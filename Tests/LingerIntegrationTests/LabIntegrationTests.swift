@@ -1,0 +1,85 @@
+import Foundation
+import Testing
+
+/// Each lab scenario in its quick form: the naive variant shows the pathology, the correct one does not,
+/// measured by the kernel; and nothing is left behind.
+extension Integration {
+@Suite(.enabled(if: canUseNamespaces, "the lab needs root to create namespaces"))
+struct LabIntegrationTests {
+    private func runScenario(_ name: String) throws -> [String: Any] {
+        let result = try linger(["lab", "run", name, "--quick", "--json"])
+        #expect(result.status == 0, "\(name): \(result.stdout.suffix(800)) \(result.stderr.suffix(400))")
+        let json = try result.json()
+        #expect(json["scenario"] as? String == name)
+        #expect(json["verdict"] as? String == "pass")
+        #expect(!((json["claim"] as? String) ?? "").isEmpty)
+        #expect(try run("/usr/bin/env", ["ip", "netns", "list"]).stdout.contains("linger-lab") == false, "namespace removed")
+        #expect(try run("/usr/bin/env", ["pgrep", "-f", "lab-peer"]).stdout.isEmpty, "peers stopped")
+        return json
+    }
+
+    private func variant(_ json: [String: Any], _ name: String) throws -> [String: Any] {
+        let variants = try #require(json["variants"] as? [[String: Any]])
+        let found = try #require(variants.first { $0["name"] as? String == name }, "no variant \(name)")
+        return try #require(found["measurements"] as? [String: Any])
+    }
+
+    @Test func closeWaitLeak() throws {
+        let json = try runScenario("close-wait-leak")
+        let naive = try variant(json, "naive"), correct = try variant(json, "correct")
+        #expect((naive["closeWait"] as? Int ?? 0) >= 50, "the naive client piles up CLOSE_WAIT: \(naive)")
+        #expect(naive["firstError"] as? String == "EMFILE")
+        #expect(naive["doctorNamesIt"] as? Bool == true)
+        #expect(correct["closeWait"] as? Int == 0 && correct["failed"] as? Int == 0)
+        let server = try variant(json, "server-error-path")
+        #expect(server["serverCloseWait"] as? Int == server["requestsHittingTheErrorPath"] as? Int)
+    }
+
+    @Test func timeWaitChurnMatchesTheCapacityModel() throws {
+        let json = try runScenario("time-wait-churn")
+        let client = try variant(json, "client-closes-first"), server = try variant(json, "server-closes-first")
+        let persistent = try variant(json, "persistent")
+        let measured = try #require(client["timeWaitAtClient"] as? Int), predicted = try #require(client["predicted"] as? Double)
+        #expect(abs(Double(measured) - predicted) <= 0.15 * predicted, "within 15 % of rate × elapsed")
+        #expect(measured > 500, "hundreds of TIME_WAIT after a few seconds at 200/s")
+        #expect(client["timeWaitAtServer"] as? Int == 0, "none on the side that did not close first")
+        #expect((server["timeWaitAtServer"] as? Int ?? 0) > 500 && server["timeWaitAtClient"] as? Int == 0)
+        #expect((persistent["timeWait"] as? Int ?? 99) <= 2)
+        // linger capacity says the same for that rate and time.
+        let capacity = try linger(["capacity", "--rate", "200", "--port-range", "32768-60999", "--json"]).json()
+        #expect(capacity["timeWaitSockets"] as? Double == 12_000, "the plateau a full run reaches after 60 s")
+    }
+
+    @Test func reuseAddrRestart() throws {
+        let json = try runScenario("reuseaddr-restart")
+        #expect(try variant(json, "naive")["bind"] as? String == "EADDRINUSE")
+        #expect(try variant(json, "correct")["bind"] as? String == "ok")
+        #expect(try variant(json, "only-new-listener")["bind"] as? String == "EADDRINUSE")
+    }
+
+    @Test func finWait2() throws {
+        let json = try runScenario("fin-wait-2")
+        let orphaned = try variant(json, "orphaned"), held = try variant(json, "held-after-shutdown")
+        let gone = try #require(orphaned["goneAfterSeconds"] as? Double)
+        #expect(gone >= 2 && gone <= 6, "orphans go at tcp_fin_timeout (3 s): \(gone)")
+        #expect(held["stillInFinWait2"] as? Int == 10 && held["withATimer"] as? Int == 0)
+    }
+
+    @Test func reportWritesMarkdownAndSVG() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("linger-lab-report-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let result = try linger(["lab", "run", "fin-wait-2", "--quick", "--report", directory.path])
+        #expect(result.status == 0)
+        let markdown = try String(contentsOf: directory.appendingPathComponent("fin-wait-2.md"), encoding: .utf8)
+        #expect(markdown.contains("# fin-wait-2: PASS") && markdown.contains("![fin-wait-2](fin-wait-2.svg)"))
+        let svg = try String(contentsOf: directory.appendingPathComponent("fin-wait-2.svg"), encoding: .utf8)
+        #expect(svg.hasPrefix("<svg") && svg.contains("<polyline") && svg.contains("held FIN_WAIT2"))
+        #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent("index.md").path))
+    }
+
+    @Test func unknownScenarioIsRefused() throws {
+        let result = try linger(["lab", "run", "no-such-thing"])
+        #expect(result.status == 64 && result.stderr.contains("close-wait-leak"))
+    }
+}
+}
