@@ -35,6 +35,19 @@ struct LabIntegrationTests {
         #expect(server["serverCloseWait"] as? Int == server["requestsHittingTheErrorPath"] as? Int)
     }
 
+    @Test func lostGoodbye() throws {
+        let json = try runScenario("lost-goodbye")
+        let graceful = try variant(json, "graceful"), abortive = try variant(json, "abortive"), plain = try variant(json, "close")
+        let trials = try #require(graceful["trials"] as? Int)
+        for condition in ["prompt-reader", "reply-in-send-queue", "unread-client-data", "unread-data-and-queued-reply"] {
+            #expect(graceful["\(condition).delivered"] as? Int == trials, "graceful close always delivers (\(condition))")
+            #expect(graceful["\(condition).TCPAbortOnClose"] as? Int == 0)
+        }
+        #expect(abortive["reply-in-send-queue.delivered"] as? Int == 0, "RST discards a reply still queued at the server")
+        #expect((plain["unread-client-data.TCPAbortOnClose"] as? Int ?? 0) == trials, "close() with unread data resets")
+        #expect((plain["unread-data-and-queued-reply.delivered"] as? Int ?? trials) < trials)
+    }
+
     @Test func timeWaitChurnMatchesTheCapacityModel() throws {
         let json = try runScenario("time-wait-churn")
         let client = try variant(json, "client-closes-first"), server = try variant(json, "server-closes-first")

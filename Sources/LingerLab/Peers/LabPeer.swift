@@ -28,6 +28,12 @@ public enum LabPeer {
         case "churn":
             churn(port: port, rate: Double(int("rate", 100)), seconds: Double(int("seconds", 5)),
                   closer: options["closer"] ?? "client", persistent: int("persistent", 0) == 1)
+        case "goodbye-server":
+            goodbyeServer(port: port, style: options["style"] ?? "graceful", replySize: int("reply-size", 0),
+                          workMilliseconds: int("work-ms", 0))
+        case "goodbye-client":
+            goodbyeClient(port: port, trials: int("trials", 10), extraBytes: int("extra-bytes", 0),
+                          readDelayMilliseconds: int("read-delay-ms", 0))
         case "bind":
             switch POSIX.listen(port: port, reuseAddress: int("reuseaddr", 1) == 1) {
             case .success(let fd):
@@ -45,6 +51,68 @@ public enum LabPeer {
     static func fail(_ message: String) -> Never {
         fputs("linger lab-peer: \(message)\n", stderr)
         exit(2)
+    }
+
+    // MARK: - lost-goodbye
+
+    static let goodbye = "ERROR wrong password\n"
+
+    /// Rejects every login: reads one chunk (the login line, maybe not everything the client sent), writes
+    /// `reply-size` bytes of filler ending with the goodbye line, then closes in the given style:
+    /// `abortive` (SO_LINGER {1,0}: RST), `close` (plain close()), `graceful` (shutdown(SHUT_WR), read to
+    /// EOF with a 2 s deadline, then close).
+    static func goodbyeServer(port: UInt16, style: String, replySize: Int, workMilliseconds: Int) -> Never {
+        guard case .success(let listener) = POSIX.listen(port: port, reuseAddress: true) else { fail("listen \(port)") }
+        report("ready goodbye-server style=\(style)")
+        var reply = [UInt8](repeating: UInt8(ascii: "."), count: max(0, replySize - goodbye.utf8.count))
+        reply += Array(goodbye.utf8)
+        while true {
+            let fd = accept(listener, nil, nil)
+            guard fd >= 0 else { continue }
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            _ = read(fd, &chunk, chunk.count)
+            // "Checking the password": long enough for the rest of what the client sent to arrive unread.
+            if workMilliseconds > 0 { usleep(UInt32(workMilliseconds * 1000)) }
+            var written = 0
+            while written < reply.count {
+                let n = reply.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + written, reply.count - written, Int32(MSG_NOSIGNAL)) }
+                if n <= 0 { break }
+                written += n
+            }
+            switch style {
+            case "abortive": POSIX.abortiveClose(fd)
+            case "graceful":
+                shutdown(fd, Int32(SHUT_WR))
+                var timeout = timeval(tv_sec: 2, tv_usec: 0)
+                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                while POSIX.readSome(fd) > 0 {}
+                close(fd)
+            default: close(fd)
+            }
+        }
+    }
+
+    /// Logs in `trials` times with a wrong password and counts how often the server's goodbye arrived whole.
+    static func goodbyeClient(port: UInt16, trials: Int, extraBytes: Int, readDelayMilliseconds: Int) -> Never {
+        report("ready goodbye-client")
+        var delivered = 0, resets = 0, bytesShort = 0
+        for _ in 0..<trials {
+            guard case .success(let fd) = POSIX.connect(port: port) else { continue }
+            var sendFailed = !POSIX.send(fd, "LOGIN alice wrong-password\n")
+            if extraBytes > 0 && !sendFailed { sendFailed = !POSIX.send(fd, String(repeating: "x", count: extraBytes)) }
+            if readDelayMilliseconds > 0 { usleep(UInt32(readDelayMilliseconds * 1000)) }
+            let (data, cleanEOF) = POSIX.readToEnd(fd)
+            // A reset shows up on whichever call meets it first: the send of the extra data, or the read.
+            if !cleanEOF || sendFailed { resets += 1 }
+            if data.count >= goodbye.utf8.count && Array(data.suffix(goodbye.utf8.count)) == Array(goodbye.utf8) {
+                delivered += 1
+            } else {
+                bytesShort += 1
+            }
+            close(fd)
+        }
+        report("done delivered=\(delivered) trials=\(trials) resets=\(resets)")
+        holdUntilTerminated()
     }
 
     // MARK: - Clients

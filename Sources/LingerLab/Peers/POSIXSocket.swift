@@ -60,9 +60,17 @@ enum POSIX {
         return .success(fd)
     }
 
-    static func send(_ fd: Int32, _ text: String) {
+    /// Sends all of `text`; false when the connection failed (reset, broken pipe) on the way.
+    @discardableResult
+    static func send(_ fd: Int32, _ text: String) -> Bool {
         let bytes = Array(text.utf8)
-        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { return false }
+            sent += n
+        }
+        return true
     }
 
     /// Reads until EOF or error; returns the bytes and whether EOF (not an error) ended it.
