@@ -26,9 +26,10 @@ public final class LabContext {
     /// Seconds since the scenario started.
     public var elapsed: Double { monotonicSeconds() - started }
 
-    /// Starts a lab peer (`linger lab-peer ARGS`) inside the namespace and waits for its "ready" line.
-    func peer(_ arguments: [String]) throws -> (LabProcess, String) {
-        let process = try LabProcess(["/usr/bin/env", "ip", "netns", "exec", namespace, executable, "lab-peer"] + arguments)
+    /// Starts a lab peer (`linger lab-peer ARGS`) inside the namespace (or `in` another one the context
+    /// made) and waits for its "ready" line.
+    func peer(_ arguments: [String], in other: String? = nil) throws -> (LabProcess, String) {
+        let process = try LabProcess(["/usr/bin/env", "ip", "netns", "exec", other ?? namespace, executable, "lab-peer"] + arguments)
         processes.append(process)
         let ready = try process.expectLine("ready")
         return (process, ready)
@@ -47,6 +48,39 @@ public final class LabContext {
         defer { close(fd) }
         let bytes = Array((value + "\n").utf8)
         guard write(fd, bytes, bytes.count) == bytes.count else { throw LabError("cannot set \(key) to \(value)") }
+    }
+
+    /// Starts any program inside namespace `name` (HAProxy, for one), tracked and stopped like a peer.
+    func program(_ arguments: [String], in name: String) throws -> LabProcess {
+        let process = try LabProcess(["/usr/bin/env", "ip", "netns", "exec", name] + arguments)
+        processes.append(process)
+        return process
+    }
+
+    /// A second namespace, `NAME-b`, joined to the lab's by a veth pair: the lab side is 10.77.0.1/24 (plus
+    /// `extraLabAddresses`), the far side 10.77.0.2/24. Traffic between them crosses a real link, not loopback
+    /// (where tcp_tw_reuse=2 already applies). The runner deletes it with the lab's namespace.
+    func makeFarNamespace(extraLabAddresses: [String] = []) throws -> String {
+        let far = namespace + "-b"
+        try LabRunner.ip(["netns", "add", far])
+        try LabRunner.ip(["-n", far, "link", "set", "lo", "up"])
+        try LabRunner.ip(["-n", namespace, "link", "add", "lab0", "type", "veth", "peer", "name", "lab1", "netns", far])
+        try LabRunner.ip(["-n", namespace, "addr", "add", "10.77.0.1/24", "dev", "lab0"])
+        for address in extraLabAddresses { try LabRunner.ip(["-n", namespace, "addr", "add", address + "/24", "dev", "lab0"]) }
+        try LabRunner.ip(["-n", far, "addr", "add", "10.77.0.2/24", "dev", "lab1"])
+        try LabRunner.ip(["-n", namespace, "link", "set", "lab0", "up"])
+        try LabRunner.ip(["-n", far, "link", "set", "lab1", "up"])
+        return far
+    }
+
+    /// Counts sockets in another namespace with `linger sockets --netns` (the inspector, as a user runs it).
+    func count(in name: String, state: String, filter: [String] = []) throws -> Int {
+        let process = try LabProcess([executable, "sockets", "--netns", name, "--state", state, "--summary", "--json"] + filter)
+        var text = ""
+        while let line = try process.readLine(timeout: 10) { text += line }
+        process.finish()
+        guard let range = text.firstRange(of: "\"total\": ") ?? text.firstRange(of: "\"total\":") else { throw LabError("cannot count sockets in \(name)") }
+        return Int(text[range.upperBound...].prefix { $0.isNumber }) ?? 0
     }
 
     /// Stops every peer this context started.

@@ -29,6 +29,8 @@ public struct LabRunner {
         defer {
             LabProcess.killAll()
             _ = try? Self.ip(["netns", "delete", name])
+            // The far end some scenarios add (LabContext.makeFarNamespace); usually absent.
+            if access("/run/netns/\(name)-b", F_OK) == 0 { _ = try? Self.ip(["netns", "delete", name + "-b"]) }
         }
         try Self.ip(["-n", name, "link", "set", "lo", "up"])
         let start = monotonicSeconds()
@@ -58,7 +60,7 @@ public struct LabRunner {
         while let entry = readdir(dir) {
             let name = withUnsafeBytes(of: &entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             let parts = name.split(separator: "-")
-            if name.hasPrefix("linger-lab-"), parts.count == 4, let pid = Int32(parts[2]), kill(pid, 0) != 0 && errno == ESRCH {
+            if name.hasPrefix("linger-lab-"), parts.count >= 4, let pid = Int32(parts[2]), kill(pid, 0) != 0 && errno == ESRCH {
                 stale.append(name)
             }
         }

@@ -75,7 +75,8 @@ public struct LabRun: Sendable {
 /// Every scenario, in the order `linger lab list` shows them.
 public enum LabCatalog {
     public static let scenarios: [any LabScenario] = [
-        CloseWaitLeakScenario(), LostGoodbyeScenario(), TimeWaitChurnScenario(), ReuseAddrRestartScenario(), FinWait2Scenario(),
+        CloseWaitLeakScenario(), LostGoodbyeScenario(), TimeWaitChurnScenario(), ReuseAddrRestartScenario(),
+        PortExhaustionScenario(), FinWait2Scenario(),
     ]
 
     public static func scenario(named name: String) -> (any LabScenario)? {

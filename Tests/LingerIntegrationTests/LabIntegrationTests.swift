@@ -63,6 +63,22 @@ struct LabIntegrationTests {
         #expect(capacity["timeWaitSockets"] as? Double == 12_000, "the plateau a full run reaches after 60 s")
     }
 
+    @Test func portExhaustionAndWhatLiftsIt() throws {
+        let json = try runScenario("port-exhaustion")
+        let naive = try variant(json, "one-connection-per-request")
+        #expect(naive["firstError"] as? String == "EADDRNOTAVAIL")
+        let firstAt = try #require(naive["firstFailureAtSeconds"] as? Double)
+        let predicted = try #require(naive["predictedFirstFailureAtSeconds"] as? Double)
+        #expect(abs(firstAt - predicted) <= 0.3 * predicted, "fails when 100 ports ÷ 20/s run out: \(firstAt) s")
+        for lifted in ["persistent-connection", "two-destination-ports", "two-source-addresses", "tcp_tw_reuse=1"] {
+            #expect(try variant(json, lifted)["failed"] as? Int == 0, "\(lifted) lifts the ceiling")
+        }
+        let proxy = try variant(json, "through-haproxy")
+        let requests = try #require(proxy["requests"] as? Int)
+        #expect(requests > 0 && (proxy["timeWaitAtProxyBackend"] as? Int ?? 0) >= requests * 9 / 10, "TIME_WAIT on the proxy's backend side")
+        #expect(proxy["timeWaitAtProxyFrontend"] as? Int == 0)
+    }
+
     @Test func reuseAddrRestart() throws {
         let json = try runScenario("reuseaddr-restart")
         #expect(try variant(json, "naive")["bind"] as? String == "EADDRINUSE")

@@ -19,7 +19,8 @@ public enum LabPeer {
         let port = UInt16(int("port", 7000))
         switch role {
         case "server":
-            Server(port: port, behavior: options["behavior"] ?? "close-on-eof", reuseAddress: int("reuseaddr", 1) == 1).run()
+            Server(port: port, behavior: options["behavior"] ?? "close-on-eof", reuseAddress: int("reuseaddr", 1) == 1,
+                   host: options["host"] ?? "127.0.0.1").run()
         case "reconnect-client":
             reconnectClient(port: port, correct: options["mode"] == "correct", connections: int("connections", 100),
                             fdLimit: int("fd-limit", 0), intervalMilliseconds: int("interval-ms", 10))
@@ -27,7 +28,10 @@ public enum LabPeer {
             clients(port: port, count: int("count", 1), then: options["then"] ?? "hold", send: options["send"])
         case "churn":
             churn(port: port, rate: Double(int("rate", 100)), seconds: Double(int("seconds", 5)),
-                  closer: options["closer"] ?? "client", persistent: int("persistent", 0) == 1)
+                  closer: options["closer"] ?? "client", persistent: int("persistent", 0) == 1,
+                  host: options["host"] ?? "127.0.0.1",
+                  ports: options["ports"].map { $0.split(separator: ",").compactMap { UInt16($0) } } ?? [port],
+                  sources: options["sources"].map { $0.split(separator: ",").map(String.init) } ?? [])
         case "goodbye-server":
             goodbyeServer(port: port, style: options["style"] ?? "graceful", replySize: int("reply-size", 0),
                           workMilliseconds: int("work-ms", 0))
@@ -164,12 +168,18 @@ public enum LabPeer {
     }
 
     /// time-wait-churn: `rate` requests per second for `seconds`, one connection each (or one in all).
-    static func churn(port: UInt16, rate: Double, seconds: Double, closer: String, persistent: Bool) -> Never {
+    /// Connections rotate over `ports` (destination ports) and `sources` (local addresses), as a client
+    /// spreading its load would. Reports when the first connect() failed, and with which errno.
+    static func churn(
+        port: UInt16, rate: Double, seconds: Double, closer: String, persistent: Bool, host: String = "127.0.0.1",
+        ports: [UInt16] = [], sources: [String] = []
+    ) -> Never {
         report("ready churn")
         let start = monotonicSeconds()
-        var done = 0, failed = 0, firstError = "none"
+        var done = 0, failed = 0, firstError = "none", firstFailureAt = -1.0
         var persistentFD: Int32 = -1
-        if persistent, case .success(let fd) = POSIX.connect(port: port) { persistentFD = fd }
+        let destinations = ports.isEmpty ? [port] : ports
+        if persistent, case .success(let fd) = POSIX.connect(host: host, port: port) { persistentFD = fd }
         while monotonicSeconds() - start < seconds {
             let due = start + Double(done + failed) / rate
             let wait = due - monotonicSeconds()
@@ -179,7 +189,9 @@ public enum LabPeer {
                 if POSIX.readSome(persistentFD) > 0 { done += 1 } else { failed += 1 }
                 continue
             }
-            switch POSIX.connect(port: port) {
+            let attempt = done + failed
+            let source = sources.isEmpty ? nil : sources[attempt % sources.count]
+            switch POSIX.connect(host: host, port: destinations[attempt % destinations.count], source: source) {
             case .success(let fd):
                 POSIX.send(fd, "request\n")
                 if closer == "server" {
@@ -191,11 +203,14 @@ public enum LabPeer {
                 done += 1
             case .failure(let error):
                 failed += 1
-                if firstError == "none" { firstError = error.description }
+                if firstError == "none" {
+                    firstError = error.description
+                    firstFailureAt = monotonicSeconds() - start
+                }
             }
         }
         if persistentFD >= 0 { close(persistentFD) }
-        report("done requests=\(done) failed=\(failed) firstError=\(firstError) seconds=\(monotonicSeconds() - start)")
+        report("done requests=\(done) failed=\(failed) firstError=\(firstError) firstFailureAt=\(firstFailureAt) seconds=\(monotonicSeconds() - start)")
         holdUntilTerminated()
     }
 }
@@ -211,10 +226,11 @@ struct Server {
     var port: UInt16
     var behavior: String
     var reuseAddress: Bool
+    var host = "127.0.0.1"
 
     func run() -> Never {
         let listener: Int32
-        switch POSIX.listen(port: port, reuseAddress: reuseAddress) {
+        switch POSIX.listen(port: port, reuseAddress: reuseAddress, host: host) {
         case .success(let fd): listener = fd
         case .failure(let error): LabPeer.fail("listen on \(port): \(error)")
         }

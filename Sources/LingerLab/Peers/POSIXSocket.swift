@@ -27,11 +27,11 @@ enum POSIX {
     }
 
     /// A listening socket, or the errno name of what failed.
-    static func listen(port: UInt16, reuseAddress: Bool, backlog: Int32 = 4096) -> Result<Int32, LabError> {
+    static func listen(port: UInt16, reuseAddress: Bool, backlog: Int32 = 4096, host: String = "127.0.0.1") -> Result<Int32, LabError> {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var one: Int32 = 1
         if reuseAddress { setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size)) }
-        var sin = address("127.0.0.1", port)
+        var sin = address(host, port)
         let bound = withUnsafePointer(to: &sin) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
@@ -44,10 +44,25 @@ enum POSIX {
         return .success(fd)
     }
 
-    /// A connected socket, or the errno name of what failed.
-    static func connect(host: String = "127.0.0.1", port: UInt16) -> Result<Int32, LabError> {
+    /// A connected socket, or the errno name of what failed. With `source`, the socket is bound to that
+    /// local address first — with IP_BIND_ADDRESS_NO_PORT, so the port is still chosen per destination at
+    /// connect() (a plain bind would reserve a port for every destination; FACTS §2.8).
+    static func connect(host: String = "127.0.0.1", port: UInt16, source: String? = nil) -> Result<Int32, LabError> {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         if fd < 0 { return .failure(LabError(errorName())) }
+        if let source {
+            var one: Int32 = 1
+            setsockopt(fd, Int32(IPPROTO_IP), 24 /* IP_BIND_ADDRESS_NO_PORT */, &one, socklen_t(MemoryLayout<Int32>.size))
+            var local = address(source, 0)
+            let bound = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            if bound != 0 {
+                let name = errorName()
+                close(fd)
+                return .failure(LabError(name))
+            }
+        }
         var sin = address(host, port)
         let result = withUnsafePointer(to: &sin) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
