@@ -76,7 +76,7 @@ public struct LabRun: Sendable {
 public enum LabCatalog {
     public static let scenarios: [any LabScenario] = [
         CloseWaitLeakScenario(), LostGoodbyeScenario(), TimeWaitChurnScenario(), ReuseAddrRestartScenario(),
-        PortExhaustionScenario(), FinWait2Scenario(),
+        PortExhaustionScenario(), FinWait2Scenario(), TimeWaitSYNScenario(),
     ]
 
     public static func scenario(named name: String) -> (any LabScenario)? {

@@ -79,6 +79,15 @@ struct LabIntegrationTests {
         #expect(proxy["timeWaitAtProxyFrontend"] as? Int == 0)
     }
 
+    @Test func timeWaitSYN() throws {
+        let json = try runScenario("time-wait-syn")
+        #expect(try variant(json, "newer-sequence")["kernelAnswered"] as? String == "SYN+ACK")
+        #expect(try variant(json, "older-sequence")["kernelAnswered"] as? String == "ACK")
+        #expect(try variant(json, "older-sequence-newer-timestamp")["kernelAnswered"] as? String == "SYN+ACK")
+        #expect(try variant(json, "newer-sequence-older-timestamp")["kernelAnswered"] as? String == "ACK")
+        #expect(try variant(json, "newer-sequence")["oldConnectionUsedTimestamps"] as? Bool == true)
+    }
+
     @Test func reuseAddrRestart() throws {
         let json = try runScenario("reuseaddr-restart")
         #expect(try variant(json, "naive")["bind"] as? String == "EADDRINUSE")

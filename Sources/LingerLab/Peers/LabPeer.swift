@@ -38,6 +38,9 @@ public enum LabPeer {
         case "goodbye-client":
             goodbyeClient(port: port, trials: int("trials", 10), extraBytes: int("extra-bytes", 0),
                           readDelayMilliseconds: int("read-delay-ms", 0))
+        case "tw-syn":
+            timeWaitSYN(port: port, clientPort: UInt16(int("client-port", 45000)), sequence: options["sequence"] ?? "newer",
+                        timestamp: options["timestamp"] ?? "none")
         case "bind":
             switch POSIX.listen(port: port, reuseAddress: int("reuseaddr", 1) == 1) {
             case .success(let fd):
@@ -117,6 +120,48 @@ public enum LabPeer {
         }
         report("done delivered=\(delivered) trials=\(trials) resets=\(resets)")
         holdUntilTerminated()
+    }
+
+    // MARK: - time-wait-syn
+
+    /// Leaves a TIME_WAIT on the server side of 127.0.0.1:clientPort → 127.0.0.1:port (the server greets and
+    /// closes first), learns the client's last sequence number and timestamp from its FIN, then sends a
+    /// crafted SYN for the same 4-tuple — sequence `newer` or `older` than the old connection's, with a
+    /// timestamp `none`, `newer` or `older` — and reports what the kernel answered.
+    static func timeWaitSYN(port: UInt16, clientPort: UInt16, sequence: String, timestamp: String) -> Never {
+        let sniffer = RawTCP.sniffer(), sender = RawTCP.sender()
+        guard sniffer >= 0, sender >= 0 else { fail("raw sockets need CAP_NET_RAW (run as root)") }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var local = POSIX.address("127.0.0.1", clientPort)
+        _ = withUnsafePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        var remote = POSIX.address("127.0.0.1", port)
+        let connected = withUnsafePointer(to: &remote) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard connected == 0 else { fail("connect from port \(clientPort): \(POSIX.errorName())") }
+        _ = POSIX.readToEnd(fd)  // the server closes first: it will hold the TIME_WAIT
+        close(fd)
+        guard let clientFIN = RawTCP.next(sniffer, timeout: 2, where: {
+            $0.sourcePort == clientPort && $0.destinationPort == port && $0.flags & TCPSegment.fin != 0
+        }) else { fail("did not see the client's FIN") }
+        usleep(100_000)
+        let oldNext = clientFIN.sequence &+ 1  // the TIME_WAIT's rcv_nxt: the FIN takes one sequence number
+        let synSequence = sequence == "newer" ? oldNext &+ 100_000 : oldNext &- 100_000
+        let lastValue = clientFIN.timestamp?.value ?? 0
+        let synTimestamp: (UInt32, UInt32)? =
+            switch timestamp {
+            case "newer": (lastValue &+ 1000, 0)
+            case "older": (lastValue &- 1000, 0)
+            default: nil
+            }
+        let syn = TCPSegment(sourcePort: clientPort, destinationPort: port, sequence: synSequence, flags: TCPSegment.syn, timestamp: synTimestamp)
+        RawTCP.drain(sniffer)
+        guard RawTCP.send(sender, syn) else { fail("cannot send the crafted SYN: \(POSIX.errorName())") }
+        let answer = RawTCP.next(sniffer, timeout: 1.5) { $0.sourcePort == port && $0.destinationPort == clientPort }
+        let oldHadTimestamps = clientFIN.timestamp != nil
+        report("ready answer=\(answer?.flagNames ?? "none") oldTimestamps=\(oldHadTimestamps) "
+            + "synSequenceDelta=\(sequence == "newer" ? 100_000 : -100_000) synTimestamp=\(timestamp)")
+        exit(0)
     }
 
     // MARK: - Clients
