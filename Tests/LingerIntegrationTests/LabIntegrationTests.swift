@@ -121,3 +121,23 @@ struct LabIntegrationTests {
     }
 }
 }
+
+extension Integration.LabIntegrationTests {
+    /// Ctrl-C in the middle of a run: the namespace and every peer are gone afterwards.
+    @Test func interruptLeavesNothingBehind() throws {
+        let process = Process()
+        process.executableURL = productsDirectory.appendingPathComponent("linger")
+        process.arguments = ["lab", "run", "fin-wait-2"]  // the full form lasts 14 s: plenty of time to interrupt
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline, try run("/usr/bin/env", ["pgrep", "-f", "lab-peer server"]).stdout.isEmpty { usleep(50_000) }
+        #expect(try run("/usr/bin/env", ["ip", "netns", "list"]).stdout.contains("linger-lab"), "the run had started")
+        kill(process.processIdentifier, SIGINT)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 3, "an interrupted run is not a verdict")
+        #expect(try run("/usr/bin/env", ["ip", "netns", "list"]).stdout.contains("linger-lab") == false)
+        #expect(try run("/usr/bin/env", ["pgrep", "-f", "lab-peer"]).stdout.isEmpty)
+    }
+}

@@ -16,6 +16,10 @@ public struct TimeWaitChurnScenario: LabScenario {
         // A late duplicate ACK can draw an RST that kills a TIME_WAIT ("assassination", RFC 1337); on loopback
         // that happens often enough to blur the count, so the lab turns the protection on and says so.
         try lab.sysctl("net.ipv4.tcp_rfc1337", "1")
+        // tcp_tw_reuse=2 (the default) lets connect() take over loopback TIME_WAITs older than 1 s, which
+        // would hide part of the client-side population; the model is about hosts that do not reuse.
+        try lab.sysctl("net.ipv4.tcp_tw_reuse", "0")
+        let countersBefore = try lab.snapshot().counters
         lab.progress("time-wait-churn: \(rate) requests/s for \(seconds) s, three ways at once")
         _ = try lab.peer(["server", "--port", "7101", "--behavior", "close-on-eof"])
         _ = try lab.peer(["server", "--port", "7102", "--behavior", "reply-close"])
@@ -39,6 +43,7 @@ public struct TimeWaitChurnScenario: LabScenario {
         }
         let elapsed = lab.elapsed - started
         let snapshot = try lab.snapshot()
+        let recycled = (snapshot.counters["TcpExt:TWRecycled"] ?? 0) - (countersBefore["TcpExt:TWRecycled"] ?? 0)
         let atClient = snapshot.count(.timeWait) { $0.remote.port == 7101 }
         let wrongSideClient = snapshot.count(.timeWait) { $0.local.port == 7101 }
         let atServer = snapshot.count(.timeWait) { $0.local.port == 7102 }
@@ -54,13 +59,18 @@ public struct TimeWaitChurnScenario: LabScenario {
             .timeWaitSockets(after: min(elapsed, durations[1]))
         let tolerance = 0.15
         func within(_ measured: Int, _ predicted: Double) -> Bool { abs(Double(measured) - predicted) <= tolerance * predicted }
-        let passed = within(atClient, predicted) && within(atServer, predictedServer) && wrongSideClient == 0
+        // Server-side TIME_WAIT can sit below the model once the client's ports come round again: the client
+        // holds no TIME_WAIT of its own for them, and a SYN with a newer sequence takes a TIME_WAIT over
+        // (time-wait-syn shows the kernel doing it). So the server side must hold the TIME_WAIT and at most
+        // the model's count, and the model's count while the run is shorter than the port cycle.
+        let serverSideOK = atServer <= Int(predictedServer * (1 + tolerance)) && Double(atServer) >= (quick ? 1 - tolerance : 0.5) * predictedServer
+        let passed = within(atClient, predicted) && serverSideOK && wrongSideClient == 0
             && wrongSideServer == 0 && persistentTW <= 2 && requests.allSatisfy { $0 > 0 }
         return LabResult(
             variants: [
                 LabVariant("client-closes-first", [
                     ("requests", number(Int(requests[0]))), ("timeWaitAtClient", number(atClient)), ("timeWaitAtServer", number(wrongSideClient)),
-                    ("predicted", number(predicted)),
+                    ("predicted", number(predicted)), ("TWRecycled", number(Int(recycled))),
                 ]),
                 LabVariant("server-closes-first", [
                     ("requests", number(Int(requests[1]))), ("timeWaitAtServer", number(atServer)), ("timeWaitAtClient", number(wrongSideServer)),
@@ -73,11 +83,17 @@ public struct TimeWaitChurnScenario: LabScenario {
                 "After \(Int(elapsed.rounded())) s at \(Int(actualRate.rounded())) connections/s: \(atClient) TIME_WAIT at the client "
                     + "when it closes first (model \(Int(predicted.rounded())), tolerance ±\(Int(tolerance * 100)) %), \(wrongSideClient) at the server.",
                 "When the server closes first: \(atServer) TIME_WAIT at the server on port 7102 (model \(Int(predictedServer.rounded()))), "
-                    + "\(wrongSideServer) at the client.",
+                    + "\(wrongSideServer) at the client"
+                    + (Double(atServer) < (1 - tolerance) * predictedServer
+                        ? "; below the model, as expected when the client's ports come round again while the server still holds "
+                            + "their TIME_WAIT: the kernel lets a SYN with a newer sequence take such a TIME_WAIT over (time-wait-syn "
+                            + "shows it), and the client, holding no TIME_WAIT itself, does not avoid those ports."
+                        : "."),
                 "One persistent connection for the same \(Int(requests[2])) requests: \(persistentTW) TIME_WAIT.",
                 quick ? "Quick run: shorter than 60 s, so the population is still growing; a full run (75 s) shows it level off at rate × 60 s."
                     : "The population levels off once the first TIME_WAITs expire 60 s in.",
-                "tcp_rfc1337=1 was set in the lab's namespace so RSTs cannot kill TIME_WAIT early.",
+                "tcp_rfc1337=1 and tcp_tw_reuse=0 were set in the lab's namespace, so neither RSTs nor connect() take TIME_WAITs "
+                    + "over early on the client's side (TWRecycled +\(recycled)).",
             ],
             series: Array(series.values))
     }
