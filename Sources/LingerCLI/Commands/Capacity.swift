@@ -34,8 +34,19 @@ struct Capacity: ParsableCommand {
     @Option(name: .customLong("source-addresses"), help: "Local addresses the connections are spread over.")
     var sourceAddresses = 1
 
-    @Option(help: "Destination address:port pairs the connections are spread over evenly.")
-    var destinations = 1
+    @Option(help: "Destination address:port pairs the connections are spread over evenly (overrides the next two).")
+    var destinations: Int?
+
+    @Option(name: .customLong("destination-addresses"), help: "Destination addresses the connections are spread over.")
+    var destinationAddresses = 1
+
+    @Option(name: .customLong("destination-ports"), help: "Destination ports per address the connections are spread over.")
+    var destinationPorts = 1
+
+    @Flag(help: "Connections are persistent (pooled, keep-alive): no new connection per request, so no TIME_WAIT build-up.")
+    var persistent = false
+
+    private var destinationCount: Int { destinations ?? destinationAddresses * destinationPorts }
 
     @Option(help: ArgumentHelp("Which side closes first: client (this host; TIME_WAIT here) or server.", valueName: "client|server"))
     var closer = "client"
@@ -52,7 +63,9 @@ struct Capacity: ParsableCommand {
         if let portRange, parsedRange(portRange) == nil {
             throw ValidationError("--port-range must be LOW-HIGH with 1 ≤ LOW ≤ HIGH ≤ 65535, got '\(portRange)'")
         }
-        guard sourceAddresses >= 1, destinations >= 1 else { throw ValidationError("--source-addresses and --destinations must be at least 1") }
+        guard sourceAddresses >= 1, (destinations ?? 1) >= 1, destinationAddresses >= 1, destinationPorts >= 1 else {
+            throw ValidationError("--source-addresses, --destinations, --destination-addresses and --destination-ports must be at least 1")
+        }
         guard closer == "client" || closer == "server" else { throw ValidationError("--closer must be client or server, got '\(closer)'") }
     }
 
@@ -78,9 +91,9 @@ struct Capacity: ParsableCommand {
         }
         let slab = SocketProbe().timeWaitSocketBytes()
         let input = CapacityInput(
-            requestsPerSecond: rate, requestsPerConnection: requestsPerConnection,
+            requestsPerSecond: rate, requestsPerConnection: persistent ? .infinity : requestsPerConnection,
             timeWaitSeconds: timeWait ?? Double(LinuxTCP.timeWaitSeconds), usablePorts: usable,
-            sourceAddresses: sourceAddresses, destinations: destinations, thisHostClosesFirst: closer == "client",
+            sourceAddresses: sourceAddresses, destinations: destinationCount, thisHostClosesFirst: closer == "client",
             timeWaitReuse: twReuse, bytesPerTimeWaitSocket: slab ?? 256)
         let report = CapacityReport(input)
         if output.json {
@@ -104,7 +117,7 @@ struct Capacity: ParsableCommand {
             ("connectionsPerSecond", number(r.connectionsPerSecond)),
             ("inputs", .object([
                 ("requestsPerSecond", .double(r.input.requestsPerSecond)),
-                ("requestsPerConnection", .double(r.input.requestsPerConnection)),
+                ("requestsPerConnection", r.input.requestsPerConnection.isFinite ? .double(r.input.requestsPerConnection) : .string("persistent")),
                 ("timeWaitSeconds", .double(r.input.timeWaitSeconds)),
                 ("usablePorts", .number(r.input.usablePorts)),
                 ("portRange", .string(rangeSource)),
@@ -133,7 +146,9 @@ struct Capacity: ParsableCommand {
         let i = r.input
         let holder = i.thisHostClosesFirst ? "this host (the client) closes first" : "the server closes first"
         var lines = [
-            "Inputs: \(grouped(i.requestsPerSecond)) requests/s, \(grouped(i.requestsPerConnection)) per connection → \(grouped(r.connectionsPerSecond)) new connections/s; "
+            "Inputs: \(grouped(i.requestsPerSecond)) requests/s, "
+                + (i.requestsPerConnection.isFinite ? "\(grouped(i.requestsPerConnection)) per connection" : "persistent connections")
+                + " → \(grouped(r.connectionsPerSecond)) new connections/s; "
                 + "TIME_WAIT \(grouped(i.timeWaitSeconds)) s; ephemeral ports \(rangeSource), \(grouped(Double(i.usablePorts))) usable; "
                 + "\(i.sourceAddresses) source address(es); \(i.destinations) destination(s); \(holder)"
                 + (i.timeWaitReuse ? "; tcp_tw_reuse applies" : ""),

@@ -85,6 +85,13 @@ struct Lab: ParsableCommand {
                     StandardOutput.print("\(run.result.passed ? "PASS" : "FAIL")  \(run.scenario.name)  (\((run.durationSeconds * 10).rounded() / 10) s)")
                     StandardOutput.print("  claim: \(run.scenario.claim)")
                     for finding in run.result.findings { StandardOutput.print("  - \(finding)") }
+                    StandardOutput.print("")
+                }
+                // The verdict table.
+                StandardOutput.print("scenario".padding(20) + "verdict".padding(9) + "seconds")
+                for run in runs {
+                    StandardOutput.print(run.scenario.name.padding(20) + (run.result.passed ? "pass" : "FAIL").padding(9)
+                        + String((run.durationSeconds * 10).rounded() / 10))
                 }
             }
             if runs.contains(where: { !$0.result.passed }) { throw ExitCode(1) }
