@@ -1,0 +1,92 @@
+import ArgumentParser
+import LingerCore
+import LingerProbe
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// `linger watch`: the table over time, with leaks told apart from traffic.
+struct Watch: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Watch the TCP table over time: changes per state, stuck CLOSE_WAIT per process, TIME_WAIT per destination.",
+        discussion: """
+            Refreshes in place on a terminal (like top); with --plain, or when stdout is not a terminal, prints \
+            one line per interval; with --json, one JSON object per interval (newline-delimited). A process is \
+            reported as leaking when its oldest CLOSE_WAIT socket (tracked by inode) is older than --leak-age, \
+            or when its CLOSE_WAIT count rose at each of the last 3 intervals.
+            JSON fields: takenAt, counts, deltas (null at first), closeWait [{pid, process, count, \
+            oldestAgeSeconds, growthPerMinute, leak, reason}], timeWait [{local, remote, remotePort, count, \
+            portShare}], findings [{id, severity, summary}].
+            """
+    )
+
+    @OptionGroup var probeOptions: ProbeOptions
+    @OptionGroup var filterOptions: FilterOptions
+    @OptionGroup var output: OutputOptions
+
+    @Option(help: ArgumentHelp("Seconds between snapshots.", valueName: "seconds"))
+    var interval: Double = 2
+
+    @Option(help: ArgumentHelp("Stop after this many seconds (default: until interrupted).", valueName: "seconds"))
+    var duration: Double?
+
+    @Option(name: .customLong("leak-age"), help: ArgumentHelp("Seconds a CLOSE_WAIT socket may stay before its process is called a leak.", valueName: "seconds"))
+    var leakAge: Double = 60
+
+    @Flag(help: "One line per interval instead of a refreshing screen.")
+    var plain = false
+
+    func validate() throws {
+        guard interval >= 0.1 && interval <= 3600 else { throw ValidationError("--interval must be between 0.1 and 3600 seconds") }
+        if let duration, !(duration > 0) { throw ValidationError("--duration must be more than 0 seconds") }
+        guard leakAge > 0 else { throw ValidationError("--leak-age must be more than 0 seconds") }
+    }
+
+    func run() throws {
+        let filter = try filterOptions.makeFilter()
+        let probe: SocketProbe
+        do { probe = try probeOptions.makeProbe() } catch let error as ProbeError {
+            StandardOutput.note(error.message)
+            throw ExitCode.failure
+        }
+        var tracker = WatchTracker(leakAgeSeconds: leakAge)
+        let live = !plain && !output.json && StandardOutput.isTerminal
+        let start = monotonicNow()
+        var first = true
+        while true {
+            if !first {
+                if let duration, monotonicNow() - start + interval > duration + 0.001 { break }
+                sleepSeconds(interval)
+            }
+            first = false
+            if let namespace = probeOptions.namespace, access("\(NetworkNamespace.directory)/\(namespace)", F_OK) != 0 {
+                StandardOutput.note("network namespace '\(namespace)' is gone; stopping")
+                throw ExitCode.failure
+            }
+            var snapshot: Snapshot
+            do {
+                snapshot = try probe.snapshot(owners: .states(TCPStateSet([.closeWait, .listen, .finWait2, .synSent])))
+            } catch let error as ProbeError {
+                StandardOutput.note(error.message)
+                throw ExitCode.failure
+            }
+            if filter.checksMoreThanStates || filter.states != .all { snapshot.records = snapshot.records.filter(filter.matches) }
+            let report = tracker.update(snapshot)
+            let renderer = WatchRenderer(report: report, interval: interval, namespace: probeOptions.namespace)
+            if output.json {
+                StandardOutput.print(renderer.json().text())
+            } else if live {
+                StandardOutput.write(Array(("\u{1B}[H\u{1B}[2J" + renderer.screen() + "\n").utf8))
+            } else {
+                StandardOutput.print(renderer.line())
+            }
+            if let duration, monotonicNow() - start >= duration { break }
+        }
+    }
+}
+
+func monotonicNow() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+}
