@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         .target(name: "LingerCore"),
@@ -43,10 +44,23 @@ let package = Package(
         // The lab reproduces pathologies with real peers and observes them through the probe: it sits above
         // LingerProbe (see docs/ARCHITECTURE.md), beside LingerLink.
         .target(name: "LingerLab", dependencies: ["LingerCore", "LingerProbe", "CLingerLinux"]),
+        // Serves the probe's view as Prometheus metrics; like the lab, it sits above LingerProbe.
+        .target(
+            name: "LingerExporter",
+            dependencies: [
+                "LingerCore", "LingerProbe",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "LingerCLI",
             dependencies: [
-                "LingerCore", "LingerProbe", "LingerLink", "LingerLab",
+                "LingerCore", "LingerProbe", "LingerLink", "LingerLab", "LingerExporter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -17,6 +17,6 @@ struct Linger: AsyncParsableCommand {
             every line exactly once.
             """,
         version: "0.1.0",
-        subcommands: [Doctor.self, Sockets.self, Watch.self, Explain.self, Capacity.self, Serve.self, Send.self, Lab.self, LabPeerCommand.self]
+        subcommands: [Doctor.self, Sockets.self, Watch.self, Explain.self, Capacity.self, Export.self, Serve.self, Send.self, Lab.self, LabPeerCommand.self]
     )
 }

@@ -1,0 +1,87 @@
+public import Logging
+public import NIOCore
+import NIOHTTP1
+import NIOPosix
+public import ServiceLifecycle
+import LingerProbe
+
+/// `linger export`: the probe's view as Prometheus metrics over HTTP, one namespace per exporter.
+public final class ExporterService: Service {
+    public let host: String
+    public let port: Int
+    public let namespace: String?
+    private let logger: Logger
+    private let worker: ScrapeWorker
+    private let boundAddress = NIOLockedValueBoxLite<SocketAddress?>(nil)
+
+    /// Prepares the exporter; the scrape thread enters `namespace` now, so a bad name fails here.
+    /// - Throws: ``ProbeError`` when the namespace cannot be entered.
+    public init(host: String = "127.0.0.1", port: Int = 9977, namespace: String? = nil, leakAgeSeconds: Double = 60, logger: Logger) throws {
+        self.host = host
+        self.port = port
+        self.namespace = namespace
+        self.logger = logger
+        self.worker = try ScrapeWorker(namespace: namespace, leakAgeSeconds: leakAgeSeconds)
+    }
+
+    /// The address actually bound, once `run()` listens.
+    public var localAddress: SocketAddress? { boundAddress.value }
+
+    public func run() async throws {
+        defer { worker.stop() }
+        let worker = self.worker
+        let channel: any Channel
+        do {
+            channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.allowRemoteHalfClosure, value: true)
+                .childChannelInitializer { child in
+                    child.eventLoop.makeCompletedFuture {
+                        // A client that sends nothing (or reads nothing) for 10 s is dropped; others are not held up.
+                        try child.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .seconds(10), writeTimeout: .seconds(10)))
+                        try child.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false)
+                        try child.pipeline.syncOperations.addHandler(MetricsHTTPHandler(worker: worker))
+                    }
+                }
+                .bind(host: host, port: port).get()
+        } catch {
+            throw ExporterError("cannot listen on \(host):\(port): \(error)")
+        }
+        boundAddress.value = channel.localAddress
+        logger.info("serving metrics", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+        try await withTaskCancellationOrGracefulShutdownHandler {
+            try await channel.closeFuture.get()
+        } onCancelOrGracefulShutdown: {
+            channel.close(promise: nil)
+        }
+    }
+}
+
+/// Why the exporter could not start.
+public struct ExporterError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A tiny locked box (the exporter needs one value shared with the service's callers).
+final class NIOLockedValueBoxLite<Value: Sendable>: @unchecked Sendable {
+    private var stored: Value
+    private let lock = NIOLockLite()
+    init(_ value: Value) { stored = value }
+    var value: Value {
+        get { lock.withLock { stored } }
+        set { lock.withLock { stored = newValue } }
+    }
+}
+
+final class NIOLockLite: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    init() { pthread_mutex_init(&mutex, nil) }
+    func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return try body()
+    }
+}
+
+@preconcurrency import Glibc
