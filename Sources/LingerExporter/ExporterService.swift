@@ -4,6 +4,7 @@ import NIOHTTP1
 import NIOPosix
 public import ServiceLifecycle
 import LingerProbe
+import NIOConcurrencyHelpers
 
 /// `linger export`: the probe's view as Prometheus metrics over HTTP, one namespace per exporter.
 public final class ExporterService: Service {
@@ -12,7 +13,7 @@ public final class ExporterService: Service {
     public let namespace: String?
     private let logger: Logger
     private let worker: ScrapeWorker
-    private let boundAddress = NIOLockedValueBoxLite<SocketAddress?>(nil)
+    private let boundAddress = NIOLockedValueBox<SocketAddress?>(nil)
 
     /// Prepares the exporter; the scrape thread enters `namespace` now, so a bad name fails here.
     /// - Throws: ``ProbeError`` when the namespace cannot be entered.
@@ -25,7 +26,7 @@ public final class ExporterService: Service {
     }
 
     /// The address actually bound, once `run()` listens.
-    public var localAddress: SocketAddress? { boundAddress.value }
+    public var localAddress: SocketAddress? { boundAddress.withLockedValue { $0 } }
 
     public func run() async throws {
         defer { worker.stop() }
@@ -47,7 +48,7 @@ public final class ExporterService: Service {
         } catch {
             throw ExporterError("cannot listen on \(host):\(port): \(error)")
         }
-        boundAddress.value = channel.localAddress
+        boundAddress.withLockedValue { $0 = channel.localAddress }
         logger.info("serving metrics", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
         try await withTaskCancellationOrGracefulShutdownHandler {
             try await channel.closeFuture.get()
@@ -62,26 +63,3 @@ public struct ExporterError: Error, CustomStringConvertible, Sendable {
     public var description: String
     init(_ description: String) { self.description = description }
 }
-
-/// A tiny locked box (the exporter needs one value shared with the service's callers).
-final class NIOLockedValueBoxLite<Value: Sendable>: @unchecked Sendable {
-    private var stored: Value
-    private let lock = NIOLockLite()
-    init(_ value: Value) { stored = value }
-    var value: Value {
-        get { lock.withLock { stored } }
-        set { lock.withLock { stored = newValue } }
-    }
-}
-
-final class NIOLockLite: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    init() { pthread_mutex_init(&mutex, nil) }
-    func withLock<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return try body()
-    }
-}
-
-@preconcurrency import Glibc

@@ -88,24 +88,20 @@ final class ScrapeWorker: @unchecked Sendable {
             queue.removeAll()
             pthread_mutex_unlock(&mutex)
             // Scrapes that queued up while one ran share its result: no point reading the table twice.
-            let start = monotonic()
+            let start = ContinuousClock.now
             do {
                 if let namespace, access("\(NetworkNamespace.directory)/\(namespace)", F_OK) != 0 {
                     throw ProbeError(.namespaceNotFound, "network namespace '\(namespace)' is gone")
                 }
                 let snapshot = try probe.snapshot(owners: .states(TCPStateSet([.closeWait, .established, .listen, .finWait2, .synSent])))
                 let report = tracker.update(snapshot)
-                let page = MetricsPage.render(snapshot: snapshot, report: report, scrapeSeconds: monotonic() - start)
+                let elapsed = (ContinuousClock.now - start).components
+                let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
+                let page = MetricsPage.render(snapshot: snapshot, report: report, scrapeSeconds: seconds)
                 for promise in batch { promise.succeed(page) }
             } catch {
                 for promise in batch { promise.fail(error) }
             }
         }
-    }
-
-    private func monotonic() -> Double {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
     }
 }

@@ -99,7 +99,9 @@ struct ServerHandlerTests {
 struct OutboxTests {
     @Test func resendsExactlyWhatTheServerLacks() {
         var outbox = Outbox()
-        for i in 1...10 { outbox.append(Array("m\(i)".utf8)) }
+        var batch = LinkBatch()
+        for i in 1...10 { batch.append(Array("m\(i)".utf8)) }
+        #expect(outbox.append(batch: batch) == 10)
         #expect(outbox.takeUnsent().reduce(0) { $0 + $1.readableBytes } == outbox.bytes)
         outbox.acknowledge(through: 4)
         #expect(outbox.count == 6)
@@ -119,7 +121,9 @@ struct OutboxTests {
     @Test func aServerAheadMovesNumberingOn() {
         var outbox = Outbox()
         #expect(outbox.resume(serverHighest: 500) == 0)
-        #expect(outbox.append(Array("x".utf8)) == 501)
+        var batch = LinkBatch()
+        batch.append(Array("x".utf8))
+        #expect(outbox.append(batch: batch) == 501)
     }
 
     @Test func backoffIsJitteredAndCapped() {

@@ -51,11 +51,11 @@ struct Watch: ParsableCommand {
         }
         var tracker = WatchTracker(leakAgeSeconds: leakAge)
         let live = !plain && !output.json && StandardOutput.isTerminal
-        let start = monotonicNow()
+        let start = ContinuousClock.now
         var first = true
         while true {
             if !first {
-                if let duration, monotonicNow() - start + interval > duration + 0.001 { break }
+                if let duration, ContinuousClock.now - start + .milliseconds(Int64(interval * 1000)) > .milliseconds(Int64(duration * 1000) + 1) { break }
                 sleepSeconds(interval)
             }
             first = false
@@ -80,13 +80,7 @@ struct Watch: ParsableCommand {
             } else {
                 StandardOutput.print(renderer.line())
             }
-            if let duration, monotonicNow() - start >= duration { break }
+            if let duration, ContinuousClock.now - start >= .milliseconds(Int64(duration * 1000)) { break }
         }
     }
-}
-
-func monotonicNow() -> Double {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
 }

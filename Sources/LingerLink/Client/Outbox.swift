@@ -13,8 +13,6 @@ struct Outbox {
         var lastSequence: UInt64 { firstSequence + UInt64(offsets.count) - 1 }
     }
 
-    static let chunkTarget = 256 * 1024
-
     private(set) var chunks: [Chunk] = []
     /// The sequence the next appended message gets.
     private(set) var nextSequence: UInt64 = 1
@@ -24,30 +22,11 @@ struct Outbox {
     private(set) var sentThrough: UInt64 = 0
     /// Bytes of unacknowledged frames.
     private(set) var bytes = 0
-    private let allocator = ByteBufferAllocator()
 
     var count: Int { Int(nextSequence - 1 - acknowledged) }
     var isEmpty: Bool { count == 0 }
     var lastSequence: UInt64 { nextSequence - 1 }
     var oldestCreatedAt: ContinuousClock.Instant? { chunks.first?.createdAt }
-
-    /// Appends one message as a DATA frame; returns its sequence.
-    @discardableResult
-    mutating func append(_ payload: some Collection<UInt8>) -> UInt64 {
-        if chunks.isEmpty || chunks[chunks.count - 1].buffer.readableBytes >= Self.chunkTarget {
-            chunks.append(Chunk(
-                firstSequence: nextSequence, buffer: allocator.buffer(capacity: Self.chunkTarget + 4096), offsets: [],
-                createdAt: .now))
-            chunks[chunks.count - 1].offsets.reserveCapacity(4096)
-        }
-        let sequence = nextSequence
-        let before = chunks[chunks.count - 1].buffer.readableBytes
-        chunks[chunks.count - 1].offsets.append(Int32(before))
-        chunks[chunks.count - 1].buffer.writeDataFrame(sequence: sequence, payload: payload)
-        bytes += chunks[chunks.count - 1].buffer.readableBytes - before
-        nextSequence += 1
-        return sequence
-    }
 
     /// Appends a pre-encoded batch as one chunk, stamping consecutive sequence numbers into its frames.
     /// - Returns: the sequence of the batch's last message.
