@@ -1,5 +1,7 @@
 #if canImport(Glibc)
 @preconcurrency import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// Client ids: stable names that key the server's dedupe state. Restricted to a safe alphabet so they can

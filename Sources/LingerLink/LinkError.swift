@@ -11,6 +11,10 @@ public struct LinkError: Error, Sendable, CustomStringConvertible {
         case io
         /// A configuration value is unusable.
         case configuration
+        /// The server's sink failed in a way a retry cannot fix (its reader closed standard output).
+        case sink
+        /// Another sender with the same client id took over; this one must stop, not fight back.
+        case replaced
     }
 
     public var kind: Kind
@@ -30,6 +34,16 @@ public struct LinkError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String { message }
+}
+
+/// An errno as words, lower-cased to sit inside a sentence ("connection refused").
+func describeErrno(_ code: Int32) -> String {
+    #if canImport(Glibc)
+    let text = String(cString: strerror(code))
+    return text.prefix(1).lowercased() + text.dropFirst()
+    #else
+    return "errno \(code)"
+    #endif
 }
 
 #if canImport(Glibc)

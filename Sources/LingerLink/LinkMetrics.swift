@@ -17,6 +17,13 @@ public struct LinkMetrics: Sendable {
     public let idleTimeouts: Counter
     public let outboxDepth: Gauge
     public let oldestUnacknowledgedSeconds: Gauge
+    /// 1 while the server's sink fails with an error it retries (a full disk), else 0.
+    public let sinkFailing: Gauge
+    public let sinkRetries: Counter
+    /// Group commits (one sink call storing the batches of every waiting connection).
+    public let commitGroups: Counter
+    /// Connections closed because a newer connection claimed their client id.
+    public let replacedConnections: Counter
 
     /// Metrics labelled with `role` (`client` or `server`), created through `factory`.
     public init(role: String, factory: any MetricsFactory = MetricsSystem.factory) {
@@ -33,5 +40,9 @@ public struct LinkMetrics: Sendable {
         idleTimeouts = Counter(label: "linger_link_idle_timeouts_total", dimensions: dimensions, factory: factory)
         outboxDepth = Gauge(label: "linger_link_outbox_messages", dimensions: dimensions, factory: factory)
         oldestUnacknowledgedSeconds = Gauge(label: "linger_link_oldest_unacked_seconds", dimensions: dimensions, factory: factory)
+        sinkFailing = Gauge(label: "linger_link_sink_failing", dimensions: dimensions, factory: factory)
+        sinkRetries = Counter(label: "linger_link_sink_retries_total", dimensions: dimensions, factory: factory)
+        commitGroups = Counter(label: "linger_link_commit_groups_total", dimensions: dimensions, factory: factory)
+        replacedConnections = Counter(label: "linger_link_replaced_connections_total", dimensions: dimensions, factory: factory)
     }
 }

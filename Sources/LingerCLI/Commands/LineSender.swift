@@ -25,8 +25,7 @@ struct LineSender {
                     try await client.run()
                     return nil
                 } catch let error as LinkError {
-                    if case .rejected = error.kind { return .refused(error.message) }
-                    return .failed(error.message)
+                    return self.outcome(of: error)
                 } catch {
                     return .failed("\(error)")
                 }
@@ -44,13 +43,21 @@ struct LineSender {
         }
     }
 
+    /// Refusals that a retry cannot fix (exit 2), apart from failures (exit 1).
+    private func outcome(of error: LinkError) -> Outcome {
+        switch error.kind {
+        case .rejected: return .refused(error.message)
+        case .replaced: return .refused(error.message + "; stopping")
+        default: return .failed(error.message)
+        }
+    }
+
     private func feed() async -> Outcome {
         let skip: UInt64
         do {
             skip = try await client.start()
         } catch let error as LinkError {
-            if case .rejected = error.kind { return .refused(error.message) }
-            return .failed(error.message)
+            return outcome(of: error)
         } catch {
             return .failed("\(error)")
         }
@@ -66,17 +73,15 @@ struct LineSender {
                 if lines == 0 && follow { try await Task.sleep(for: .milliseconds(200)) }
             }
             if let error = reader.error { return .failed("cannot read the input: \(error)") }
-            while client.unacknowledged > 0 {
-                try await Task.sleep(for: .milliseconds(20))
-                reporter.tick(sent: line)
-            }
             try await client.flush()
             reporter.finish(sent: line)
             try await client.close()
             return .delivered(count: line, skipped: min(skip, line))
         } catch let error as LinkError {
-            if case .rejected = error.kind { return .refused(error.message) }
-            return .failed(error.message + " (\(client.unacknowledged) lines unacknowledged)")
+            if case .failed(let message) = outcome(of: error) {
+                return .failed(message + " (\(client.unacknowledged) lines unacknowledged)")
+            }
+            return outcome(of: error)
         } catch {
             return .failed("interrupted with \(client.unacknowledged) lines unacknowledged")
         }

@@ -14,8 +14,11 @@ struct Send: AsyncParsableCommand {
             One line is one message. A message's sequence number is its position in the input, so a sender \
             restarted with the same --client-id on the same input continues where the server's \
             acknowledgement stands: nothing repeated, nothing skipped. Without --client-id a new random id is \
-            used and the whole input is sent. Exit status: 0 all acknowledged; 1 failed or interrupted with \
-            messages unacknowledged; 2 the server refused the client (for example a wrong token).
+            used and the whole input is sent. Only one sender may use a client id at a time: when another \
+            sender takes it over, this one stops with exit status 2 rather than fight back.
+            Exit status: 0 all acknowledged; 1 failed or interrupted with messages unacknowledged; 2 the \
+            server refused the client for good (a wrong token, a message it cannot take, another sender \
+            took over the client id).
             Examples:
               linger send 127.0.0.1:7070 --file app.log --client-id web-1 --progress
               tail -F app.log | linger send logs.internal:7070 --client-id web-1
@@ -87,8 +90,8 @@ struct Send: AsyncParsableCommand {
         defer { if input != 0 { close(input) } }
         let client = LinkClient(
             configuration: LinkClientConfiguration(
-                endpoints: servers.map { ($0.host, $0.port) }, clientID: id, token: token, outboxMessages: outboxMessages,
-                idleTimeout: .milliseconds(idleTimeout.milliseconds),
+                endpoints: servers.map { .init(host: $0.host, port: $0.port) }, clientID: id, token: token,
+                outboxMessages: outboxMessages, idleTimeout: idleTimeout.duration,
                 backoff: ReconnectBackoff(initial: backoffInitial.duration, maximum: backoffMax.duration)),
             logger: logger)
         let sender = LineSender(client: client, input: input, follow: follow, progress: progress)

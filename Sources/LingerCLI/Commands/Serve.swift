@@ -4,6 +4,9 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 import UnixSignals
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
 
 /// `linger serve`: the receiving end of the link.
 struct Serve: AsyncParsableCommand {
@@ -13,10 +16,19 @@ struct Serve: AsyncParsableCommand {
             Listens on 127.0.0.1:7070 by default. Every accepted message is written followed by a newline, in \
             acceptance order, and acknowledged only once the sink holds it. With --sink file:PATH the clients' \
             high-water marks are kept in PATH.linger-state, so a restarted server resumes exactly: nothing \
-            acknowledged is lost and nothing is written twice. SIGTERM or SIGINT: stop accepting, send GOAWAY, \
-            let clients close first, close stragglers after --shutdown-deadline.
+            acknowledged is lost and nothing is written twice. Keep PATH.linger-state with PATH (back them up \
+            together): without it the server refuses a non-empty PATH rather than guess what is in it.
+
+            A slow or failing sink (a full disk) never drops clients: the server stops reading from them, keeps \
+            them alive with PINGs, retries the sink with backoff, and resumes exactly when it recovers. Only \
+            one connection speaks for a client id: a newer one takes over and the older sender is told to stop.
+
+            SIGTERM or SIGINT: stop accepting, send GOAWAY, let clients close first, close stragglers after \
+            --shutdown-deadline. Exit status: 0 after a clean stop; 1 when the sink cannot be opened or fails \
+            in a way a retry cannot fix (standard output's reader went away), or the address cannot be bound.
             Examples:
-              linger serve --sink file:/var/log/app.log --token-file /etc/linger/tokens
+              linger serve --sink file:/var/log/shipped.log --token-file /etc/linger/tokens
+              linger serve --sink file:/var/log/app.log --adopt-existing
               linger serve --listen 0.0.0.0:7070 --sink discard
             """
     )
@@ -41,6 +53,11 @@ struct Serve: AsyncParsableCommand {
 
     @Option(name: .customLong("shutdown-deadline"), help: ArgumentHelp("On shutdown, how long clients get to close first.", valueName: "duration"))
     var shutdownDeadline = DurationArgument(.seconds(10))
+
+    @Flag(name: .customLong("adopt-existing"), help: ArgumentHelp(
+        "With a file sink: keep a non-empty file that has no state log as if linger had written it, and append after it "
+            + "(by default such a file is refused, never truncated). Senders that shipped into it before resend from 0."))
+    var adoptExisting = false
 
     @Flag(name: .customLong("abortive-close"), help: "Close connections with RST (SO_LINGER 0): no TIME_WAIT, unsent data lost. For experiments only.")
     var abortiveClose = false
@@ -73,12 +90,19 @@ struct Serve: AsyncParsableCommand {
             switch sink {
             case "stdout": theSink = StandardOutputSink()
             case "discard": theSink = DiscardSink()
-            default: theSink = try FileSink(path: String(sink.dropFirst(5)), policy: try fsyncPolicy())
+            default:
+                let fileSink = try FileSink(path: String(sink.dropFirst(5)), policy: try fsyncPolicy(), adoptExisting: adoptExisting)
+                for note in fileSink.openingNotes { StandardOutput.note(note) }
+                theSink = fileSink
             }
-        } catch let error as LinkError {
+        } catch let error as LinkSinkError {
             StandardOutput.note(error.message)
             throw ExitCode.failure
         }
+        // A reader that closes standard output must be an error we report, not a signal that kills us; and a
+        // file over RLIMIT_FSIZE must be EFBIG (retried, like a full disk), not SIGXFSZ.
+        signal(SIGPIPE, SIG_IGN)
+        signal(SIGXFSZ, SIG_IGN)
         var tokens: [String] = []
         if let tokenFile {
             do {
@@ -95,8 +119,7 @@ struct Serve: AsyncParsableCommand {
         let server = LinkServer(
             configuration: LinkServerConfiguration(
                 host: listen.host, port: listen.port, sink: theSink, tokens: tokens, maximumConnections: maxConnections,
-                idleTimeout: .milliseconds(idleTimeout.milliseconds),
-                shutdownDeadline: .milliseconds(shutdownDeadline.milliseconds), abortiveClose: abortiveClose),
+                idleTimeout: idleTimeout.duration, shutdownDeadline: shutdownDeadline.duration, abortiveClose: abortiveClose),
             logger: logger)
         let group = ServiceGroup(
             configuration: .init(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

@@ -20,6 +20,11 @@ struct DurationArgument: ExpressibleByArgument, Sendable {
     var milliseconds: Int64 { duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000 }
 
     static var defaultCompletionKind: CompletionKind { .default }
+
+    /// As a user types it: `30s`, `500ms`.
+    var defaultValueDescription: String {
+        milliseconds % 1000 == 0 ? "\(milliseconds / 1000)s" : "\(milliseconds)ms"
+    }
 }
 
 /// `HOST:PORT` (IPv6 as `[::1]:7070`).
@@ -46,4 +51,7 @@ struct HostPort: ExpressibleByArgument, Sendable {
         self.host = host
         self.port = port
     }
+
+    /// As a user types it: `127.0.0.1:7070`, `[::1]:7070`.
+    var defaultValueDescription: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }

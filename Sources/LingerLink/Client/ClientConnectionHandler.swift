@@ -1,142 +1,133 @@
 import CoreMetrics
 import NIOCore
 
-/// The client end of one connection: HELLO, resume from WELCOME, stream the outbox, take ACKs, answer
-/// PINGs, detect a silent server, and close on every path (client first for planned closes).
+/// The client end of one connection: a thin shell over ``ClientSession``. It sends HELLO, hands WELCOME and
+/// ACKs to the ``LinkClient``, streams the outbox, and performs the session's closes.
+///
+/// Pipeline: `IdleStateHandler(read: pingInterval)` → `ByteToMessageHandler(LinkFrameDecoder)` → this handler.
 final class ClientConnectionHandler: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
+    typealias InboundIn = LinkFrame
     typealias OutboundOut = ByteBuffer
 
     private let client: LinkClient
-    private var cumulation: ByteBuffer?
-    private var lastRead = NIODeadline.now()
-    private var timer: Scheduled<Void>?
+    private var session: ClientSession
     private var closeDeadline: Scheduled<Void>?
-    private var streaming = false
-    private var closing = false
     private var pingToken: UInt64 = 0
 
-    init(client: LinkClient) { self.client = client }
+    init(client: LinkClient) {
+        self.client = client
+        let configuration = client.configuration
+        session = ClientSession(pingInterval: configuration.pingInterval, idleTimeout: configuration.idleTimeout)
+    }
 
     func channelActive(context: ChannelHandlerContext) {
-        var hello = context.channel.allocator.buffer(capacity: 64)
-        hello.writeLinkFrame(.hello(LinkFrame.Hello(clientID: client.configuration.clientID, token: client.configuration.token)))
-        context.writeAndFlush(wrapOutboundOut(hello), promise: nil)
-        scheduleTimer(context: context)
+        let configuration = client.configuration
+        let idle = configuration.idleTimeout.components
+        let milliseconds = idle.seconds * 1000 + idle.attoseconds / 1_000_000_000_000_000
+        write(.hello(LinkFrame.Hello(
+            clientID: configuration.clientID, token: configuration.token,
+            idleTimeoutMilliseconds: UInt32(clamping: milliseconds))), context: context)
+        context.flush()
         context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        timer?.cancel()
         closeDeadline?.cancel()
+        session.closed()
         client.connectionEnded(context.channel)
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        lastRead = .now()
-        var incoming = unwrapInboundIn(data)
-        if cumulation == nil { cumulation = incoming } else { cumulation!.writeBuffer(&incoming) }
-        do {
-            while let frame = try cumulation!.readLinkFrame(maximumLength: LinkLimits.defaultMaximumFrameLength) {
-                handle(frame, context: context)
-            }
-            if cumulation!.readableBytes == 0 { cumulation = nil }
-        } catch {
-            client.log("closing after a protocol error from the server: \(error)")
-            closeGracefully(context: context, reason: .error(code: .protocolError, text: "\(error)"))
-        }
+        run(session.frameReceived(unwrapInboundIn(data)), context: context)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is PumpOutbox {
+        switch event {
+        case is PumpOutbox:
             pump(context: context)
-        } else if event is CloseRequested {
-            closeGracefully(context: context, reason: .goAway(code: .shuttingDown, text: "client closing"))
-        } else if let event = event as? ChannelEvent, event == .inputClosed {
-            // The server closed its side: close ours now (no CLOSE_WAIT), then reconnect.
-            context.close(mode: .all, promise: nil)
-        } else {
+        case is CloseRequested:
+            run(session.closeRequested(), context: context)
+        case let event as IdleStateHandler.IdleStateEvent where event == .read:
+            run(session.readIdle(), context: context)
+        case let event as ChannelEvent where event == .inputClosed:
+            run(session.inputClosed(), context: context)
+        default:
             context.fireUserInboundEventTriggered(event)
         }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        client.log("connection error: \(error)")
-        context.close(promise: nil)
+        if let error = error as? LinkProtocolError {
+            client.log("closing after a protocol error from the server: \(error)")
+            run(session.protocolError(error), context: context)
+        } else {
+            client.log("connection error: \(describe(error))")
+            session.closed()
+            context.close(promise: nil)
+        }
     }
 
-    private func handle(_ frame: LinkFrame, context: ChannelHandlerContext) {
-        switch frame {
-        case .welcome(_, let highest):
-            streaming = true
-            client.established(serverHighest: highest, channel: context.channel)
-            pump(context: context)
-        case .ack(let sequence):
-            client.acknowledged(through: sequence)
-        case .ping(let token):
-            var pong = context.channel.allocator.buffer(capacity: 16)
-            pong.writeLinkFrame(.pong(token: token))
-            context.writeAndFlush(wrapOutboundOut(pong), promise: nil)
-        case .pong:
+    private func run(_ action: ClientSession.Action, context: ChannelHandlerContext) {
+        switch action {
+        case .none:
             break
-        case .goAway(let code, let text):
-            client.log("server sent GOAWAY (\(code)): \(text)")
-            closeGracefully(context: context, reason: nil)
-        case .error(let code, let text):
-            client.serverRejected(code: code, text: text)
-            closeGracefully(context: context, reason: nil)
-        case .hello, .data:
-            closeGracefully(context: context, reason: .error(code: .protocolError, text: "unexpected \(frame.kindName) from a server"))
+        case .established(let mark):
+            if client.established(serverHighest: mark, channel: context.channel) {
+                pump(context: context)
+            } else {
+                run(session.closeRequested(), context: context)
+            }
+        case .acknowledged(let sequence):
+            client.acknowledged(through: sequence)
+        case .pong(let token):
+            write(.pong(token: token), context: context)
+            context.flush()
+        case .ping:
+            pingToken += 1
+            write(.ping(token: pingToken), context: context)
+            context.flush()
+        case .closeGracefully(let last):
+            closeGracefully(last: last, context: context)
+        case .refused(let code, let text):
+            client.serverRefused(code: code, text: text)
+            closeGracefully(last: nil, context: context)
+        case .dismissed(let code, let text):
+            client.log("the server asked this client to leave (\(code)): \(text)")
+            closeGracefully(last: nil, context: context)
+        case .close:
+            context.close(promise: nil)
+        case .replace:
+            client.metrics.idleTimeouts.increment()
+            client.log("nothing received from the server for \(client.configuration.idleTimeout); replacing the connection")
+            context.close(promise: nil)
         }
     }
 
     /// Hands every unsent frame to the socket in one flush.
     private func pump(context: ChannelHandlerContext) {
-        guard streaming, !closing else { return }
+        guard session.state == .streaming else { return }
         let slices = client.takeUnsent()
         guard !slices.isEmpty else { return }
         for slice in slices { context.write(wrapOutboundOut(slice), promise: nil) }
         context.flush()
     }
 
-    /// Planned close, client first: optional last frame, shut our write side (FIN after everything queued),
-    /// wait for the server's EOF, and close at the deadline regardless.
-    private func closeGracefully(context: ChannelHandlerContext, reason: LinkFrame?) {
-        guard !closing else { return }
-        closing = true
-        if let reason {
-            var buffer = context.channel.allocator.buffer(capacity: 64)
-            buffer.writeLinkFrame(reason)
-            context.write(wrapOutboundOut(buffer), promise: nil)
-        }
+    /// Planned close, client first: the last frame, then our FIN after everything queued, then wait for the
+    /// server's EOF, and close at the deadline regardless.
+    private func closeGracefully(last: LinkFrame?, context: ChannelHandlerContext) {
+        guard closeDeadline == nil else { return }
+        if let last { write(last, context: context) }
         context.flush()
         context.close(mode: .output, promise: nil)
         let channel = context.channel
-        closeDeadline = context.eventLoop.scheduleTask(in: client.configuration.closeDeadline) { channel.close(promise: nil) }
+        closeDeadline = context.eventLoop.scheduleTask(in: TimeAmount(client.configuration.closeDeadline)) { channel.close(promise: nil) }
     }
 
-    private func scheduleTimer(context: ChannelHandlerContext) {
-        let configuration = client.configuration
-        let tick = TimeAmount.nanoseconds(max(configuration.pingInterval.nanoseconds / 2, 10_000_000))
-        timer = context.eventLoop.scheduleTask(in: tick) { [weak self] in
-            guard let self else { return }
-            let quiet = NIODeadline.now() - self.lastRead
-            if quiet > configuration.idleTimeout {
-                // Nothing from the server, not even a PONG: the peer is gone without a FIN (half-open).
-                self.client.log("no data from the server for \(quiet); replacing the connection")
-                self.client.metrics.idleTimeouts.increment()
-                context.close(promise: nil)
-                return
-            }
-            if quiet >= configuration.pingInterval && !self.closing {
-                self.pingToken += 1
-                var ping = context.channel.allocator.buffer(capacity: 16)
-                ping.writeLinkFrame(.ping(token: self.pingToken))
-                context.writeAndFlush(self.wrapOutboundOut(ping), promise: nil)
-            }
-            self.scheduleTimer(context: context)
-        }
+    private func write(_ frame: LinkFrame, context: ChannelHandlerContext) {
+        var buffer = context.channel.allocator.buffer(capacity: 64)
+        buffer.writeLinkFrame(frame)
+        context.write(wrapOutboundOut(buffer), promise: nil)
     }
 }
 
@@ -147,3 +138,12 @@ extension ClientConnectionHandler: Sendable {}
 struct PumpOutbox {}
 /// Asks the connection handler to close gracefully (the client is closing).
 struct CloseRequested {}
+
+/// A connection error in words: errno text, not a Swift type dump.
+func describe(_ error: any Error) -> String {
+    if let error = error as? IOError { return describeErrno(error.errnoCode) }
+    if let error = error as? ChannelError, error == .connectTimeout(.zero) || "\(error)".hasPrefix("connectTimeout") {
+        return "timed out"
+    }
+    return "\(error)"
+}

@@ -1,6 +1,6 @@
 import CoreMetrics
 public import Logging
-public import NIOCore
+import NIOCore
 import NIOPosix
 public import ServiceLifecycle
 import NIOConcurrencyHelpers
@@ -10,10 +10,15 @@ import NIOConcurrencyHelpers
 /// `send` puts messages in a bounded outbox and returns; the client keeps one connection open, reconnects
 /// with capped, jittered backoff when it drops, and after every (re)connect resends exactly what the server
 /// has not acknowledged. `flush` waits for acknowledgement of everything sent so far; `close` is graceful
-/// and client-initiated, so TIME_WAIT lands here and not on the server.
+/// and client-initiated, so TIME_WAIT lands here and not on the server. Every wait honours task
+/// cancellation, and `run()` honours graceful shutdown from swift-service-lifecycle.
+///
+/// A refusal that a retry cannot fix ends `run()` with a ``LinkError``: a wrong token or version, a message
+/// the server cannot take, or another sender taking over the same client id (kind `.replaced`): two senders
+/// with one id never fight over it.
 ///
 /// ```swift
-/// let client = LinkClient(configuration: .init(endpoints: [("127.0.0.1", 7070)], clientID: "host-42"), logger: logger)
+/// let client = LinkClient(configuration: .init(endpoints: [.init(host: "127.0.0.1", port: 7070)], clientID: "host-42"), logger: logger)
 /// try await withThrowingDiscardingTaskGroup { group in
 ///     group.addTask { try await client.run() }
 ///     let resumeAt = try await client.start()   // the server's high-water mark for this client id
@@ -29,8 +34,12 @@ public final class LinkClient: Service, Sendable {
     // contention between the sender and the event loop it cost 17-27% of the event loop's time in the kernel.
     private let state = NIOLockedValueBox(State())
 
+    private enum Condition {
+        case established, space(Int, Int), acknowledged(UInt64), closing, stopped
+    }
+
     private struct Waiter {
-        enum Condition { case established, space(Int, Int), acknowledged(UInt64), stopped }
+        var id: Int
         var condition: Condition
         var continuation: CheckedContinuation<Void, any Error>
     }
@@ -45,8 +54,10 @@ public final class LinkClient: Service, Sendable {
         var stopped = false
         var failure: LinkError?
         var waiters: [Waiter] = []
+        var nextWaiterID = 0
         var reconnects = 0
         var sessions = 0
+        var lastConnectError: String?
     }
 
     public init(configuration: LinkClientConfiguration, logger: Logger, metrics: LinkMetrics = LinkMetrics(role: "client")) {
@@ -68,7 +79,7 @@ public final class LinkClient: Service, Sendable {
     /// outbox when it is full (or throws `.outboxFull`, per configuration).
     @discardableResult
     public func send(_ payload: some Collection<UInt8>) async throws -> UInt64 {
-        var batch = LinkBatch(capacity: payload.count + 13)
+        var batch = LinkBatch(capacity: payload.count + LinkLimits.dataFrameOverhead)
         batch.append(payload)
         return try await send(batch)
     }
@@ -128,54 +139,52 @@ public final class LinkClient: Service, Sendable {
     /// How many times the client reconnected.
     public var reconnectCount: Int { state.withLockedValue { $0.reconnects } }
 
+    /// Why the last connection attempt failed, while no session is up ("connection refused").
+    public var connectProblem: String? { state.withLockedValue { $0.channel == nil ? $0.lastConnectError : nil } }
+
     /// Graceful, client-initiated close: waits up to `timeout` for everything to be acknowledged, then
     /// closes the connection (our FIN first) and stops reconnecting. Throws if messages were left
     /// unacknowledged.
     public func close(timeout: Duration = .seconds(30)) async throws {
-        // Poll rather than race a waiter against a timer: a waiter cannot be cancelled from outside.
-        let deadline = ContinuousClock.now + timeout
-        var flushed = false
-        while ContinuousClock.now < deadline {
-            let (done, failed) = state.withLockedValue { ($0.outbox.isEmpty, $0.failure != nil || $0.stopped) }
-            if done { flushed = true; break }
-            if failed { break }
-            try? await Task.sleep(for: .milliseconds(5))
+        let flushed = await withTaskGroup(of: Bool.self) { group in
+            group.addTask { (try? await self.flush()) != nil }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
         }
-        let channel = state.withLockedValue { state -> (any Channel)? in
-            state.closing = true
-            return state.channel
-        }
-        channel?.pipeline.fireUserInboundEventTriggered(CloseRequested())
+        beginClosing()
         try await wait(for: .stopped)
         if !flushed {
-            let left = unacknowledged
-            throw LinkError(.closed, "closed with \(left) messages unacknowledged")
+            throw LinkError(.closed, "closed with \(unacknowledged) messages unacknowledged")
         }
     }
 
     // MARK: - Service
 
-    /// Keeps the link up until `close()`, cancellation, or a permanent failure (the server rejected the client).
+    /// Keeps the link up until `close()`, cancellation, graceful shutdown, or a refusal a retry cannot fix.
     public func run() async throws {
+        defer { stop() }
+        try await withGracefulShutdownHandler {
+            try await reconnectLoop()
+        } onGracefulShutdown: {
+            self.beginClosing()
+        }
+    }
+
+    private func reconnectLoop() async throws {
         var backoff = configuration.backoff
         var attempt = 0
-        defer { stop(failure: nil) }
         while !isClosingOrFailed {
             let endpoint = configuration.endpoints[attempt % configuration.endpoints.count]
             attempt += 1
             let sessionsBefore = state.withLockedValue { $0.sessions }
             do {
-                let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                    .connectTimeout(configuration.connectTimeout)
-                    .channelOption(.allowRemoteHalfClosure, value: true)
-                    .channelOption(.socketOption(.so_keepalive), value: 1)
-                    .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-                    .channelInitializer { channel in
-                        channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandler(ClientConnectionHandler(client: self))
-                        }
-                    }
-                    .connect(host: endpoint.host, port: endpoint.port).get()
+                let channel = try await connect(to: endpoint)
+                state.withLockedValue { $0.lastConnectError = nil }
                 metrics.connections.increment()
                 // Cancelling run() closes the connection at once (an abrupt stop: use close() to drain first).
                 await withTaskCancellationHandler {
@@ -185,7 +194,9 @@ public final class LinkClient: Service, Sendable {
                 }
                 metrics.connections.decrement()
             } catch {
-                log("cannot connect to \(endpoint.host):\(endpoint.port): \(error)")
+                let reason = describe(error)
+                state.withLockedValue { $0.lastConnectError = "cannot connect to \(endpoint): \(reason)" }
+                log("cannot connect to \(endpoint): \(reason)")
             }
             if isClosingOrFailed { break }
             // A connection that got as far as WELCOME worked: the next failure starts the backoff afresh.
@@ -193,20 +204,50 @@ public final class LinkClient: Service, Sendable {
             state.withLockedValue { $0.reconnects += 1 }
             metrics.reconnects.increment()
             let delay = backoff.next()
-            log("reconnecting in \(delay)")
-            // Sleep in slices so close() is honoured promptly.
-            let until = ContinuousClock.now + delay
-            while ContinuousClock.now < until && !isClosingOrFailed {
-                try? await Task.sleep(for: min(.milliseconds(50), until - ContinuousClock.now))
+            log("reconnecting in \(delay.formattedMilliseconds)")
+            // Sleep, but wake at once for close().
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { try? await Task.sleep(for: delay) }
+                group.addTask { try? await self.wait(for: .closing) }
+                await group.next()
+                group.cancelAll()
             }
         }
         if let failure = state.withLockedValue({ $0.failure }) { throw failure }
     }
 
+    private func connect(to endpoint: LinkClientConfiguration.Endpoint) async throws -> any Channel {
+        let maximumFrameLength = configuration.maximumFrameLength
+        let pingInterval = TimeAmount(configuration.pingInterval)
+        return try await ClientBootstrap(group: configuration.eventLoopGroup)
+            .connectTimeout(TimeAmount(configuration.connectTimeout))
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelOption(.socketOption(.so_keepalive), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let operations = channel.pipeline.syncOperations
+                    try operations.addHandler(IdleStateHandler(readTimeout: pingInterval))
+                    try operations.addHandler(ByteToMessageHandler(LinkFrameDecoder(maximumFrameLength: maximumFrameLength)))
+                    try operations.addHandler(ClientConnectionHandler(client: self))
+                }
+            }
+            .connect(host: endpoint.host, port: endpoint.port).get()
+    }
+
     // MARK: - Called by the connection handler (on its event loop)
 
-    func established(serverHighest: UInt64, channel: any Channel) {
+    /// A session is up. Returns false (and fails the link) when the server holds more of this client id
+    /// than this client ever sent on a later session: another sender wrote with the same id.
+    func established(serverHighest: UInt64, channel: any Channel) -> Bool {
         let waiters = state.withLockedValue { state -> [Waiter] in
+            if state.established && serverHighest > state.outbox.lastSequence {
+                state.failure = LinkError(
+                    .replaced,
+                    "another sender took over client id \(configuration.clientID): the server holds message \(serverHighest), "
+                        + "and this sender only sent \(state.outbox.lastSequence)")
+                return takeReadyWaiters(&state)
+            }
             let resent = state.outbox.resume(serverHighest: serverHighest)
             if resent > 0 { metrics.resends.increment(by: Int64(resent)) }
             if !state.established {
@@ -219,6 +260,7 @@ public final class LinkClient: Service, Sendable {
         }
         logger.debug("session established", metadata: ["serverHighest": "\(serverHighest)"])
         resume(waiters)
+        return state.withLockedValue { $0.failure == nil }
     }
 
     func acknowledged(through sequence: UInt64) {
@@ -229,8 +271,7 @@ public final class LinkClient: Service, Sendable {
             metrics.bytesAcknowledged.increment(by: Int64(bytesBefore - state.outbox.bytes))
             metrics.outboxDepth.record(state.outbox.count)
             if let oldest = state.outbox.oldestCreatedAt {
-                let age = ContinuousClock.now - oldest
-                metrics.oldestUnacknowledgedSeconds.record(Double(age.components.seconds))
+                metrics.oldestUnacknowledgedSeconds.record(Double((ContinuousClock.now - oldest).components.seconds))
             } else {
                 metrics.oldestUnacknowledgedSeconds.record(0)
             }
@@ -243,12 +284,14 @@ public final class LinkClient: Service, Sendable {
         state.withLockedValue { $0.outbox.takeUnsent() }
     }
 
-    func serverRejected(code: LinkCloseCode, text: String) {
+    /// An ERROR or a final GOAWAY from the server. Retryable codes only log; the rest end the link.
+    func serverRefused(code: LinkCloseCode, text: String) {
         logger.warning("server refused the client", metadata: ["code": "\(code)", "text": "\(text)"])
         guard !code.isRetryable else { return }
+        let kind: LinkError.Kind = code == .replaced ? .replaced : .rejected(code)
         let waiters = state.withLockedValue { state -> [Waiter] in
-            state.failure = LinkError(.rejected(code), "the server refused this client: \(text)")
-            return []
+            if state.failure == nil { state.failure = LinkError(kind, code == .replaced ? text : "the server refused this client: \(text)") }
+            return takeReadyWaiters(&state)
         }
         resume(waiters)
     }
@@ -257,7 +300,6 @@ public final class LinkClient: Service, Sendable {
         state.withLockedValue { state in
             if let current = state.channel, current === channel { state.channel = nil }
         }
-        if isClosingOrFailed { stop(failure: nil) }
     }
 
     func log(_ message: String) { logger.info("\(message)") }
@@ -266,69 +308,95 @@ public final class LinkClient: Service, Sendable {
 
     private var isClosingOrFailed: Bool { Task.isCancelled || state.withLockedValue { $0.closing || $0.failure != nil } }
 
+    /// Stops reconnecting and asks the current connection to close, client first.
+    private func beginClosing() {
+        let (channel, waiters) = state.withLockedValue { state -> ((any Channel)?, [Waiter]) in
+            state.closing = true
+            return (state.channel, takeReadyWaiters(&state))
+        }
+        resume(waiters)
+        channel?.pipeline.fireUserInboundEventTriggered(CloseRequested())
+    }
+
     private func hasRoom(_ outbox: Outbox, addingMessages messages: Int, bytes: Int) -> Bool {
         outbox.count + messages <= configuration.outboxMessages && outbox.bytes + bytes <= configuration.outboxBytes
     }
 
-    private func wait(for condition: Waiter.Condition) async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let ready: Result<Void, any Error>? = state.withLockedValue { state in
-                if let failure = state.failure { return .failure(failure) }
-                if isSatisfied(condition, state) { return .success(()) }
-                if state.stopped { return .failure(LinkError(.closed, "the link is closed")) }
-                state.waiters.append(Waiter(condition: condition, continuation: continuation))
-                return nil
+    /// Suspends until `condition` holds, the link fails or stops, or the task is cancelled.
+    private func wait(for condition: Condition) async throws {
+        let id = state.withLockedValue { state -> Int in
+            defer { state.nextWaiterID += 1 }
+            return state.nextWaiterID
+        }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                // Checked under the lock that cancellation also takes, so a cancellation is never missed.
+                let ready: Result<Void, any Error>? = state.withLockedValue { state in
+                    if Task.isCancelled { return .failure(CancellationError()) }
+                    if isSatisfied(condition, state) { return .success(()) }
+                    if let failure = state.failure { return .failure(failure) }
+                    if state.stopped { return .failure(LinkError(.closed, "the link is closed")) }
+                    state.waiters.append(Waiter(id: id, condition: condition, continuation: continuation))
+                    return nil
+                }
+                if let ready { continuation.resume(with: ready) }
             }
-            if let ready { continuation.resume(with: ready) }
+        } onCancel: {
+            let waiter = state.withLockedValue { state -> Waiter? in
+                guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.waiters.remove(at: index)
+            }
+            waiter?.continuation.resume(throwing: CancellationError())
         }
     }
 
-    private func isSatisfied(_ condition: Waiter.Condition, _ state: State) -> Bool {
+    private func isSatisfied(_ condition: Condition, _ state: State) -> Bool {
         switch condition {
         case .established: state.established
         case .space(let messages, let bytes): state.outbox.isEmpty || hasRoom(state.outbox, addingMessages: messages, bytes: bytes)
         case .acknowledged(let sequence): state.outbox.acknowledged >= sequence
+        case .closing: state.closing || state.failure != nil
         case .stopped: state.stopped
         }
     }
 
+    /// Removes and returns the waiters whose condition holds, or that must fail (the link failed).
     private func takeReadyWaiters(_ state: inout State) -> [Waiter] {
         var ready: [Waiter] = [], waiting: [Waiter] = []
         for waiter in state.waiters {
-            if isSatisfied(waiter.condition, state) || state.failure != nil { ready.append(waiter) } else { waiting.append(waiter) }
+            if isSatisfied(waiter.condition, state) || state.failure != nil || state.stopped { ready.append(waiter) } else { waiting.append(waiter) }
         }
         state.waiters = waiting
         return ready
     }
 
     private func resume(_ waiters: [Waiter]) {
-        let failure = state.withLockedValue { $0.failure }
+        guard !waiters.isEmpty else { return }
+        let (snapshot, failure) = state.withLockedValue { ($0, $0.failure ?? ($0.stopped ? LinkError(.closed, "the link is closed") : nil)) }
         for waiter in waiters {
-            if let failure, !isSatisfiedNow(waiter.condition) {
-                waiter.continuation.resume(throwing: failure)
-            } else {
+            if isSatisfied(waiter.condition, snapshot) || failure == nil {
                 waiter.continuation.resume()
+            } else {
+                waiter.continuation.resume(throwing: failure!)
             }
         }
     }
 
-    private func isSatisfiedNow(_ condition: Waiter.Condition) -> Bool { state.withLockedValue { isSatisfied(condition, $0) } }
-
     /// The link is finished: wake everyone (with the failure, if any).
-    private func stop(failure: LinkError?) {
-        let (waiters, error) = state.withLockedValue { state -> ([Waiter], LinkError) in
+    private func stop() {
+        let waiters = state.withLockedValue { state -> [Waiter] in
             state.stopped = true
-            if let failure, state.failure == nil { state.failure = failure }
-            let waiters = state.waiters
-            state.waiters.removeAll()
-            return (waiters, state.failure ?? LinkError(.closed, "the link is closed"))
+            return takeReadyWaiters(&state)
         }
-        for waiter in waiters {
-            if case .stopped = waiter.condition { waiter.continuation.resume() } else if isSatisfiedNow(waiter.condition) {
-                waiter.continuation.resume()
-            } else {
-                waiter.continuation.resume(throwing: error)
-            }
-        }
+        resume(waiters)
+    }
+}
+
+extension Duration {
+    /// "250 ms", "1.5 s": for log lines a person reads.
+    var formattedMilliseconds: String {
+        let (seconds, attoseconds) = components
+        let milliseconds = seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        return milliseconds < 1000 ? "\(milliseconds) ms" : "\(Double(milliseconds) / 1000) s"
     }
 }

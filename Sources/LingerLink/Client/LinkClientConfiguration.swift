@@ -1,9 +1,23 @@
 public import NIOCore
+import NIOPosix
 
 /// How a ``LinkClient`` connects, buffers and decides that a connection is dead.
 public struct LinkClientConfiguration: Sendable {
+    /// A server to connect to.
+    public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
+        public var host: String
+        public var port: Int
+
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+
+        public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    }
+
     /// Servers tried in turn on every (re)connect.
-    public var endpoints: [(host: String, port: Int)]
+    public var endpoints: [Endpoint]
     /// Stable across reconnects and restarts: the key of the server's dedupe state.
     public var clientID: String
     public var token: String
@@ -13,20 +27,26 @@ public struct LinkClientConfiguration: Sendable {
     public var outboxBytes: Int
     /// When the outbox is full: wait for acknowledgements (backpressure), or throw ``LinkError`` `.outboxFull`.
     public var waitWhenFull: Bool
-    /// A connection that receives nothing (no ACK, no PONG) for this long is presumed dead and replaced.
-    public var idleTimeout: TimeAmount
+    /// A connection that receives nothing (no ACK, no PING, no PONG) for this long is presumed dead and
+    /// replaced. The server learns it in HELLO and PINGs more often while it makes the client wait.
+    public var idleTimeout: Duration
     /// Send a PING after this long without receiving anything.
-    public var pingInterval: TimeAmount
-    public var connectTimeout: TimeAmount
+    public var pingInterval: Duration
+    public var connectTimeout: Duration
     /// After GOAWAY, ERROR or close(): how long to wait for the server's EOF before closing anyway.
-    public var closeDeadline: TimeAmount
+    public var closeDeadline: Duration
     public var backoff: ReconnectBackoff
+    /// The largest frame this client accepts from the server.
+    public var maximumFrameLength: UInt32
+    /// The event loops to connect on (the process-wide singleton unless given).
+    public var eventLoopGroup: any EventLoopGroup
 
     public init(
-        endpoints: [(host: String, port: Int)], clientID: String, token: String = "", outboxMessages: Int = 1_000_000,
-        outboxBytes: Int = 256 << 20, waitWhenFull: Bool = true, idleTimeout: TimeAmount = .seconds(30),
-        pingInterval: TimeAmount? = nil, connectTimeout: TimeAmount = .seconds(5), closeDeadline: TimeAmount = .seconds(5),
-        backoff: ReconnectBackoff = ReconnectBackoff()
+        endpoints: [Endpoint], clientID: String, token: String = "", outboxMessages: Int = 1_000_000,
+        outboxBytes: Int = 256 << 20, waitWhenFull: Bool = true, idleTimeout: Duration = .seconds(30),
+        pingInterval: Duration? = nil, connectTimeout: Duration = .seconds(5), closeDeadline: Duration = .seconds(5),
+        backoff: ReconnectBackoff = ReconnectBackoff(), maximumFrameLength: UInt32 = LinkLimits.defaultMaximumFrameLength,
+        eventLoopGroup: (any EventLoopGroup)? = nil
     ) {
         self.endpoints = endpoints
         self.clientID = clientID
@@ -35,9 +55,11 @@ public struct LinkClientConfiguration: Sendable {
         self.outboxBytes = outboxBytes
         self.waitWhenFull = waitWhenFull
         self.idleTimeout = idleTimeout
-        self.pingInterval = pingInterval ?? .nanoseconds(idleTimeout.nanoseconds / 3)
+        self.pingInterval = pingInterval ?? idleTimeout / 3
         self.connectTimeout = connectTimeout
         self.closeDeadline = closeDeadline
         self.backoff = backoff
+        self.maximumFrameLength = maximumFrameLength
+        self.eventLoopGroup = eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
     }
 }

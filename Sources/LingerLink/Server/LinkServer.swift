@@ -13,23 +13,30 @@ public struct LinkServerConfiguration: Sendable {
     /// Accepted tokens; empty means no authentication.
     public var tokens: [String]
     public var maximumConnections: Int
-    /// A connection that receives nothing for this long is closed (a PING counts).
-    public var idleTimeout: TimeAmount
+    /// A connection that receives nothing for this long gets GOAWAY (a PING counts; time spent waiting
+    /// for the sink does not).
+    public var idleTimeout: Duration
     /// After ERROR or GOAWAY, how long the server waits for the client's EOF before closing itself.
-    public var closeDeadline: TimeAmount
+    public var closeDeadline: Duration
     /// On shutdown, how long clients get to close first (so TIME_WAIT lands on them).
-    public var shutdownDeadline: TimeAmount
+    public var shutdownDeadline: Duration
     public var maximumFrameLength: UInt32
+    /// Bytes a connection may hold received while its previous batch is being committed; past this the
+    /// server stops reading from it until the sink catches up.
+    public var pendingLimit: Int
     /// SO_LINGER {1, 0} on every connection: close with RST, no TIME_WAIT, unsent data lost. Never the
     /// default; for the lab's comparisons and for operators who know they need it.
     public var abortiveClose: Bool
     public var serverID: String
+    /// The event loops to serve on (the process-wide singleton unless given).
+    public var eventLoopGroup: any EventLoopGroup
 
     public init(
         host: String = "127.0.0.1", port: Int = 7070, sink: any LinkSink, tokens: [String] = [],
-        maximumConnections: Int = 1024, idleTimeout: TimeAmount = .seconds(30), closeDeadline: TimeAmount = .seconds(5),
-        shutdownDeadline: TimeAmount = .seconds(10), maximumFrameLength: UInt32 = LinkLimits.defaultMaximumFrameLength,
-        abortiveClose: Bool = false, serverID: String = "linger"
+        maximumConnections: Int = 1024, idleTimeout: Duration = .seconds(30), closeDeadline: Duration = .seconds(5),
+        shutdownDeadline: Duration = .seconds(10), maximumFrameLength: UInt32 = LinkLimits.defaultMaximumFrameLength,
+        pendingLimit: Int = 4 << 20, abortiveClose: Bool = false, serverID: String = "linger",
+        eventLoopGroup: (any EventLoopGroup)? = nil
     ) {
         self.host = host
         self.port = port
@@ -40,67 +47,124 @@ public struct LinkServerConfiguration: Sendable {
         self.closeDeadline = closeDeadline
         self.shutdownDeadline = shutdownDeadline
         self.maximumFrameLength = maximumFrameLength
+        self.pendingLimit = pendingLimit
         self.abortiveClose = abortiveClose
         self.serverID = serverID
+        self.eventLoopGroup = eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
     }
 }
 
-/// The receiving end of the link: dedupes by (client id, sequence), acknowledges only what the sink holds,
-/// and on graceful shutdown sends GOAWAY so clients close first.
+/// The receiving end of the link: dedupes by (client id, stream, sequence), fences a client id to its newest
+/// connection, acknowledges only what the sink committed, and on graceful shutdown sends GOAWAY so clients
+/// close first.
 ///
 /// Run it in a `ServiceGroup`; a graceful shutdown (SIGTERM/SIGINT there) or cancelling `run()` stops
-/// accepting, asks every client to leave, and closes stragglers at the deadline.
+/// accepting, asks every client to leave, and closes stragglers at the deadline. A sink error that a retry
+/// cannot fix (standard output's reader gone) stops the server the same way, and `run()` throws it.
 public final class LinkServer: Service {
     public let configuration: LinkServerConfiguration
     private let logger: Logger
     private let metrics: LinkMetrics
-    private let sessions: SessionTable
-    private let address = Mutex<SocketAddress?>(nil)
+    private let registry = ConnectionRegistry()
+    private let committer: SinkCommitter
+    private let address = Mutex<Result<SocketAddress, any Error>?>(nil)
     private let addressWaiters = Mutex<[CheckedContinuation<SocketAddress, any Error>]>([])
 
     public init(configuration: LinkServerConfiguration, logger: Logger, metrics: LinkMetrics = LinkMetrics(role: "server")) {
         self.configuration = configuration
         self.logger = logger
         self.metrics = metrics
-        self.sessions = SessionTable(sink: configuration.sink)
+        self.committer = SinkCommitter(sink: configuration.sink, logger: logger, metrics: metrics)
     }
 
-    /// The bound address, once listening (useful with port 0).
+    /// The bound address, once listening (useful with port 0). Throws if binding failed.
     public func listeningAddress() async throws -> SocketAddress {
         try await withCheckedThrowingContinuation { continuation in
-            if let address = address.withLock({ $0 }) {
-                continuation.resume(returning: address)
-            } else {
-                addressWaiters.withLock { $0.append(continuation) }
-                if let address = address.withLock({ $0 }) { resumeWaiters(with: .success(address)) }
+            // Checked and registered under one lock, so a result published in between cannot be missed.
+            let known = addressWaiters.withLock { waiters -> Result<SocketAddress, any Error>? in
+                if let result = address.withLock({ $0 }) { return result }
+                waiters.append(continuation)
+                return nil
             }
+            if let known { continuation.resume(with: known) }
         }
     }
 
     /// Open connections right now.
-    public var connectionCount: Int { sessions.connectionCount }
+    public var connectionCount: Int { registry.connectionCount }
 
     public func run() async throws {
+        let channel: any Channel
+        do {
+            channel = try await bind()
+        } catch {
+            let failure = LinkError(.configuration, "cannot listen on \(configuration.host):\(configuration.port): \(describeBindError(error))")
+            publish(.failure(failure))
+            committer.finish()
+            try? await configuration.sink.close()
+            throw failure
+        }
+        if let local = channel.localAddress { publish(.success(local)) }
+        logger.info("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+
+        let committer = self.committer
+        var sinkFailure: (any Error)?
+        await withTaskGroup(of: (any Error)?.self) { group in
+            group.addTask {
+                do {
+                    try await committer.run()
+                    return nil
+                } catch {
+                    return error
+                }
+            }
+            // Graceful shutdown, cancellation and a fatal sink error all stop the listener and drain.
+            group.addTask {
+                await withTaskCancellationOrGracefulShutdownHandler {
+                    try? await channel.closeFuture.get()
+                } onCancelOrGracefulShutdown: {
+                    channel.close(promise: nil)
+                }
+                return nil
+            }
+            if let first = await group.next(), let error = first {
+                sinkFailure = error
+                channel.close(promise: nil)
+            }
+            await drain()
+            committer.finish()
+            while let next = await group.next() {
+                if let error = next, sinkFailure == nil { sinkFailure = error }
+            }
+        }
+        try await configuration.sink.close()
+        if let sinkFailure {
+            throw LinkError(.sink, (sinkFailure as? LinkSinkError)?.message ?? "\(sinkFailure)")
+        }
+    }
+
+    private func bind() async throws -> any Channel {
         let settings = ServerConnectionHandler.Settings(
-            tokens: configuration.tokens, idleTimeout: configuration.idleTimeout,
-            closeDeadline: configuration.closeDeadline, maximumFrameLength: configuration.maximumFrameLength,
-            serverID: configuration.serverID)
-        let sessions = self.sessions, logger = self.logger, metrics = self.metrics
+            session: ServerSession.Configuration(
+                tokens: configuration.tokens, serverID: configuration.serverID,
+                keepMessageBytes: configuration.sink.needsMessageBytes, acceptsNewlines: configuration.sink.acceptsNewlines,
+                pendingLimit: configuration.pendingLimit),
+            idleTimeout: TimeAmount(configuration.idleTimeout), closeDeadline: TimeAmount(configuration.closeDeadline))
+        let registry = self.registry, committer = self.committer, logger = self.logger, metrics = self.metrics
         let limit = configuration.maximumConnections
         let abortive = configuration.abortiveClose
-        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let maximumFrameLength = configuration.maximumFrameLength
+        return try await ServerBootstrap(group: configuration.eventLoopGroup)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 1024)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelOption(.socketOption(.so_keepalive), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            // Reads grow to 1 MiB under load (fewer wake-ups, one ACK per read batch) but start small: NIO keeps
-            // each channel's receive buffer for reuse, and a 64 KiB start cost 67 KiB per idle connection.
+            // Reads grow to 1 MiB under load (fewer wake-ups, one commit per read batch) but start small: NIO
+            // keeps each channel's receive buffer for reuse, and a 64 KiB start cost 67 KiB per idle connection.
             .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 1 << 20))
-        let channel: any Channel
-        do {
-            channel = try await bootstrap.childChannelInitializer { child in
-                let admitted = sessions.admit(child, limit: limit)
+            .childChannelInitializer { child in
+                let admitted = registry.admit(child, limit: limit)
                 let lingerSet: EventLoopFuture<Void>
                 if abortive, let provider = child as? any SocketOptionProvider {
                     lingerSet = provider.setSoLinger(linger(l_onoff: 1, l_linger: 0))
@@ -108,50 +172,39 @@ public final class LinkServer: Service {
                     lingerSet = child.eventLoop.makeSucceededVoidFuture()
                 }
                 return lingerSet.flatMapThrowing {
-                    let handler = ServerConnectionHandler(sessions: sessions, settings: settings, logger: logger, metrics: metrics)
-                    try child.pipeline.syncOperations.addHandler(handler)
-                    if !admitted {
-                        child.pipeline.fireUserInboundEventTriggered(RefuseConnection())
-                    }
+                    let handler = ServerConnectionHandler(settings: settings, committer: committer, registry: registry, logger: logger, metrics: metrics)
+                    let operations = child.pipeline.syncOperations
+                    try operations.addHandler(IdleStateHandler(readTimeout: settings.idleTimeout))
+                    try operations.addHandler(ByteToMessageHandler(LinkInboundDecoder(maximumFrameLength: maximumFrameLength)))
+                    try operations.addHandler(handler)
+                    if !admitted { child.pipeline.fireUserInboundEventTriggered(RefuseConnection()) }
                 }
-            }.bind(host: configuration.host, port: configuration.port).get()
-        } catch {
-            let failure = LinkError(.configuration, "cannot listen on \(configuration.host):\(configuration.port): \(error)")
-            resumeWaiters(with: .failure(failure))
-            throw failure
-        }
-        if let local = channel.localAddress {
-            address.withLock { $0 = local }
-            resumeWaiters(with: .success(local))
-        }
-        logger.info("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
-
-        // Graceful shutdown and task cancellation both stop the listener and drain the connections.
-        try await withTaskCancellationOrGracefulShutdownHandler {
-            try await channel.closeFuture.get()
-        } onCancelOrGracefulShutdown: {
-            channel.close(promise: nil)
-        }
-        await drain()
-        try configuration.sink.close()
+            }
+            .bind(host: configuration.host, port: configuration.port).get()
     }
 
     /// GOAWAY to every connection, then wait for the clients to close first, up to the deadline.
     private func drain() async {
-        let open = sessions.beginShutdown()
+        let open = registry.beginShutdown()
         for child in open {
             child.pipeline.fireUserInboundEventTriggered(ServerShutdown())
         }
-        let deadline = NIODeadline.now() + configuration.shutdownDeadline
-        while sessions.connectionCount > 0 && NIODeadline.now() < deadline {
-            try? await Task.sleep(for: .milliseconds(20))
+        let allClosed = EventLoopFuture.andAllComplete(open.map(\.closeFuture), on: configuration.eventLoopGroup.any())
+        let deadline = configuration.shutdownDeadline
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await allClosed.get() }
+            group.addTask { try? await Task.sleep(for: deadline) }
+            await group.next()
+            group.cancelAll()
         }
-        for child in sessions.beginShutdown() { try? await child.close() }
-        logger.info("stopped", metadata: ["forcedClosed": "\(sessions.connectionCount)"])
+        let stragglers = registry.beginShutdown()
+        for child in stragglers { try? await child.close() }
+        logger.info("stopped", metadata: ["forcedClosed": "\(stragglers.count)"])
     }
 
-    private func resumeWaiters(with result: Result<SocketAddress, any Error>) {
+    private func publish(_ result: Result<SocketAddress, any Error>) {
         let waiters = addressWaiters.withLock { waiters in
+            address.withLock { $0 = result }
             defer { waiters.removeAll() }
             return waiters
         }
@@ -159,7 +212,17 @@ public final class LinkServer: Service {
     }
 }
 
-/// Fired into a connection's pipeline when the server is over its connection limit.
-struct RefuseConnection {}
-/// Fired into every connection's pipeline when the server shuts down gracefully.
-struct ServerShutdown {}
+/// A bind error in words ("address already in use"), not a Swift type dump.
+func describeBindError(_ error: any Error) -> String {
+    if let error = error as? IOError { return describeErrno(error.errnoCode) }
+    if error is SocketAddressError { return "not an address of this machine" }
+    return "\(error)"
+}
+
+extension TimeAmount {
+    /// A `Duration` as NIO's `TimeAmount` (public configuration speaks `Duration`).
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}

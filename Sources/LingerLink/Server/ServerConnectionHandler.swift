@@ -1,346 +1,215 @@
 import CoreMetrics
 import Logging
-import Metrics
 import NIOCore
 
-/// One server-side connection: parses frames in place (no per-message allocation), dedupes DATA by
-/// sequence, stores each read batch in the sink and acknowledges it, and closes on every path.
+/// One server-side connection: a thin shell over ``ServerSession``. It feeds the session the decoded frames,
+/// the sink's answers and the idle events, and performs what the session decides: writes, commits through
+/// the ``SinkCommitter``, pausing reads (backpressure), and closing on every path.
 ///
-/// Closing discipline: the peer's EOF (inputClosed, since half-closure is on) stores what arrived and
-/// closes at once; errors send ERROR then close gracefully (shut the write side, wait for EOF or a
-/// deadline, close); an idle peer is closed after the idle timeout; shutdown sends GOAWAY and lets the
-/// client close first, with a deadline after which the server closes.
-final class ServerConnectionHandler: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
+/// Pipeline: `IdleStateHandler(read: idle timeout)` → `ByteToMessageHandler(LinkInboundDecoder)` → this
+/// handler; after WELCOME a second `IdleStateHandler(write: the client's idle timeout / 3)` at the front
+/// makes the server PING a client that waits for a slow sink.
+final class ServerConnectionHandler: ChannelDuplexHandler {
+    typealias InboundIn = LinkInbound
+    typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     struct Settings {
-        var tokens: [String]
+        var session: ServerSession.Configuration
         var idleTimeout: TimeAmount
         var closeDeadline: TimeAmount
-        var maximumFrameLength: UInt32
-        var serverID: String
     }
 
-    private enum State {
-        case awaitingHello
-        case streaming(clientID: String)
-        case closing
-        case closed
-    }
-
-    private let sessions: SessionTable
+    private var session: ServerSession
     private let settings: Settings
+    private let committer: SinkCommitter
+    private let registry: ConnectionRegistry
     private let logger: Logger
     private let metrics: LinkMetrics
-    private var state = State.awaitingHello
-    private var cumulation: ByteBuffer?
-    private var highest: UInt64 = 0
-    private var pendingThrough: UInt64 = 0
-    private var pendingRecords: ByteBuffer?
-    private var lastRead = NIODeadline.now()
-    private var idleCheck: Scheduled<Void>?
+    private var context: ChannelHandlerContext?
+    private var readPending = false
     private var closeDeadline: Scheduled<Void>?
 
-    init(sessions: SessionTable, settings: Settings, logger: Logger, metrics: LinkMetrics) {
-        self.sessions = sessions
+    init(settings: Settings, committer: SinkCommitter, registry: ConnectionRegistry, logger: Logger, metrics: LinkMetrics) {
+        self.session = ServerSession(configuration: settings.session)
         self.settings = settings
+        self.committer = committer
+        self.registry = registry
         self.logger = logger
         self.metrics = metrics
     }
 
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
     func channelActive(context: ChannelHandlerContext) {
         metrics.connections.increment()
-        scheduleIdleCheck(context: context)
+        logger.debug("connection opened", metadata: ["peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
         context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        idleCheck?.cancel()
         closeDeadline?.cancel()
         metrics.connections.decrement()
-        if case .streaming(let clientID) = state {
-            sessions.remove(context.channel, clientID: clientID)
-        } else {
-            sessions.remove(context.channel, clientID: nil)
-        }
-        state = .closed
+        registry.remove(context.channel)
+        logger.debug("connection closed", metadata: ["client": "\(session.clientID ?? "-")"])
+        session.closed()
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        lastRead = .now()
-        var incoming = unwrapInboundIn(data)
-        if case .closing = state { return }  // draining toward EOF; nothing more is accepted
-        do {
-            if var partial = cumulation {
-                // Complete the one frame that straddled the previous read by copying only its missing
-                // bytes; the rest of this read is parsed where it lies (copying every read into a
-                // cumulation buffer cost a seventh of the server's time with 1 KiB messages). Two steps,
-                // because the length field itself may be what straddled.
-                cumulation = nil
-                for _ in 0..<2 where incoming.readableBytes > 0 {
-                    var head = incoming.readSlice(length: min(Self.bytesToComplete(partial), incoming.readableBytes))!
-                    partial.writeBuffer(&head)
-                }
-                try processFrames(&partial, context: context)
-                if partial.readableBytes > 0 {
-                    // Still incomplete: this read ended inside the frame (or we stopped while closing).
-                    cumulation = partial
-                    return
-                }
-            }
-            try processFrames(&incoming, context: context)
-            if incoming.readableBytes > 0 {
-                if case .closing = state { return }
-                // Copy the partial frame at the end (at most one frame) rather than keep a slice: a slice
-                // would stop NIO from reusing this receive buffer for the next read.
-                var tail = context.channel.allocator.buffer(capacity: incoming.readableBytes + 4096)
-                tail.writeBuffer(&incoming)
-                cumulation = tail
-            }
-        } catch let error as LinkProtocolError {
-            logger.info("closing connection after a protocol error", metadata: ["error": "\(error)"])
-            fail(context: context, code: .protocolError, text: error.description)
-        } catch let error as LinkError {
-            fail(context: context, code: .sinkFailure, text: error.message)
-        } catch {
-            fail(context: context, code: .protocolError, text: "\(error)")
+        switch unwrapInboundIn(data) {
+        case .data(let frames):
+            let action = session.dataReceived(frames)
+            if session.lastAccepted > 0 { metrics.messagesAccepted.increment(by: Int64(session.lastAccepted)) }
+            if session.lastDuplicates > 0 { metrics.duplicatesDropped.increment(by: Int64(session.lastDuplicates)) }
+            run(action, context: context)
+        case .frame(let frame):
+            run(session.frameReceived(frame), context: context)
         }
-    }
-
-    /// Parses every complete frame in `buffer`: DATA in place, the rest one by one.
-    private func processFrames(_ buffer: inout ByteBuffer, context: ChannelHandlerContext) throws {
-        while buffer.readableBytes > 0 {
-            if case .streaming = state {
-                try acceptDataFrames(from: &buffer)
-            }
-            guard let frame = try buffer.readLinkFrame(maximumLength: settings.maximumFrameLength) else { return }
-            try handle(frame, context: context)
-            if case .closing = state { return }
-        }
-    }
-
-    /// How many more bytes `partial` needs to hold one whole frame (the length field first). An oversized
-    /// length asks for just enough to let the parser see and refuse it.
-    private static func bytesToComplete(_ partial: ByteBuffer) -> Int {
-        guard let length: UInt32 = partial.getInteger(at: partial.readerIndex) else { return 4 - partial.readableBytes }
-        let total = 4 + Int(min(length, LinkLimits.defaultMaximumFrameLength * 2))
-        return max(0, total - partial.readableBytes)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        commitAndAcknowledge(context: context)
         context.flush()
         context.fireChannelReadComplete()
     }
 
+    /// Reads go on only while the session wants them (backpressure from the sink).
+    func read(context: ChannelHandlerContext) {
+        if session.shouldRead {
+            context.read()
+        } else {
+            readPending = true
+        }
+    }
+
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is ServerShutdown {
-            goAway(context: context, code: .shuttingDown, text: "the server is shutting down; reconnect later")
-            return
+        switch event {
+        case let event as IdleStateHandler.IdleStateEvent where event == .read:
+            let action = session.readIdle(timeout: settings.idleTimeout)
+            if action != .none {
+                logger.info("closing an idle connection", metadata: ["client": "\(session.clientID ?? "-")"])
+                metrics.idleTimeouts.increment()
+            }
+            run(action, context: context)
+        case let event as IdleStateHandler.IdleStateEvent where event == .write:
+            run(session.writeIdle(), context: context)
+        case let event as ChannelEvent where event == .inputClosed:
+            // The peer closed its side: finish and close ours, never leaving this socket in CLOSE_WAIT.
+            run(session.inputClosed(), context: context)
+        case is ServerShutdown:
+            run(session.shutdownRequested(), context: context)
+        case is RefuseConnection:
+            run(session.connectionRefused(), context: context)
+        case is ConnectionReplaced:
+            metrics.replacedConnections.increment()
+            run(session.replaced(), context: context)
+        default:
+            context.fireUserInboundEventTriggered(event)
         }
-        if event is RefuseConnection {
-            fail(context: context, code: .tooManyConnections, text: "the server is at its connection limit; try again later")
-            return
-        }
-        if let event = event as? ChannelEvent, event == .inputClosed {
-            // The peer closed its side. Store and acknowledge what arrived, then close ours: never leave
-            // this socket in CLOSE_WAIT.
-            commitAndAcknowledge(context: context)
-            context.flush()
-            context.close(mode: .all, promise: nil)
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        logger.debug("connection error", metadata: ["error": "\(error)"])
-        context.close(promise: nil)
+        if let error = error as? LinkProtocolError {
+            logger.info("protocol error", metadata: ["client": "\(session.clientID ?? "-")", "error": "\(error)"])
+            run(session.protocolError(error), context: context)
+        } else {
+            // A socket error (reset, write failure): nothing more can be said on this connection.
+            logger.debug("connection error", metadata: ["error": "\(error)"])
+            session.closed()
+            context.close(promise: nil)
+        }
     }
 
-    /// Asks the client to leave: GOAWAY, then the client closes first; after the deadline, we close.
-    func goAway(context: ChannelHandlerContext, code: LinkCloseCode, text: String) {
-        guard case .closing = state else {
-            commitAndAcknowledge(context: context)
+    // MARK: - Actions
+
+    private func run(_ action: ServerSession.Action, context: ChannelHandlerContext) {
+        switch action {
+        case .none:
+            break
+        case .claim(let clientID):
+            let channel = context.channel
+            committer.claim(clientID: clientID, on: context.eventLoop).assumeIsolated().whenComplete { result in
+                self.claimCompleted(result, clientID: clientID, channel: channel)
+            }
+        case .welcome(let serverID, let mark, let keepalive):
+            write(.welcome(serverID: serverID, highestAccepted: mark), context: context)
+            context.flush()
+            if let keepalive, keepalive > .zero {
+                try? context.pipeline.syncOperations.addHandler(IdleStateHandler(writeTimeout: keepalive), position: .first)
+            }
+        case .commit(let batch):
+            commit(batch, context: context)
+        case .acknowledge(let through, let next):
+            write(.ack(sequence: through), context: context)
+            context.flush()
+            if let next { commit(next, context: context) }
+            resumeReadingIfWanted(context: context)
+        case .acknowledgeAndClose(let through):
+            if let through { write(.ack(sequence: through), context: context) }
+            context.flush()
+            context.close(promise: nil)
+        case .pong(let token):
+            write(.pong(token: token), context: context)
+        case .ping:
+            write(.ping(token: 0), context: context)
+            context.flush()
+        case .goAway(let code, let text):
+            logger.debug("GOAWAY", metadata: ["code": "\(code)", "text": "\(text)"])
             write(.goAway(code: code, text: text), context: context)
             context.flush()
-            beginClosing(context: context, shutOutput: false)
-            return
-        }
-    }
-
-    // MARK: - Frames
-
-    /// The hot path: consumes consecutive complete DATA frames straight from the bytes, without building a
-    /// `LinkFrame` or a slice per message, working on locals (class properties would pay an exclusivity
-    /// check per access). Stops at the first frame of another type or an incomplete frame.
-    private func acceptDataFrames(from buffer: inout ByteBuffer) throws {
-        var highest = self.highest
-        var accepted = 0, duplicates = 0
-        let keepRecords = sessions.sink.needsRecords
-        var records = self.pendingRecords ?? ByteBuffer()
-        if keepRecords && self.pendingRecords == nil { records.reserveCapacity(buffer.readableBytes + 4096) }
-        let limit = settings.maximumFrameLength
-        var gap: UInt64?
-        let consumed = buffer.withUnsafeReadableBytes { bytes -> Int in
-            var offset = 0
-            while bytes.count - offset >= 13 {
-                let length = UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
-                guard bytes[offset + 4] == LinkFrame.Kind.data.rawValue, length >= 9, length <= limit,
-                    bytes.count - offset >= 4 + Int(length)
-                else { break }
-                let sequence = UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: offset + 5, as: UInt64.self))
-                if sequence == highest &+ 1 {
-                    highest = sequence
-                    accepted += 1
-                    if keepRecords {
-                        records.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[(offset + 13)..<(offset + 4 + Int(length))]))
-                        records.writeInteger(UInt8(ascii: "\n"))
-                    }
-                } else if sequence <= highest {
-                    duplicates += 1
-                } else {
-                    gap = sequence
-                    break
-                }
-                offset += 4 + Int(length)
-            }
-            return offset
-        }
-        buffer.moveReaderIndex(forwardBy: consumed)
-        if accepted > 0 {
-            self.highest = highest
-            self.pendingThrough = highest
-            if keepRecords { self.pendingRecords = records }
-            metrics.messagesAccepted.increment(by: Int64(accepted))
-        }
-        if duplicates > 0 { metrics.duplicatesDropped.increment(by: Int64(duplicates)) }
-        if let gap { throw LinkProtocolError(.malformed("sequence \(gap) after \(highest) skips messages")) }
-    }
-
-    private func handle(_ frame: LinkFrame, context: ChannelHandlerContext) throws {
-        switch (state, frame) {
-        case (.awaitingHello, .hello(let hello)):
-            try accept(hello, context: context)
-        case (.streaming, .data(let sequence, let payload)):
-            if sequence == highest + 1 {
-                highest = sequence
-                if sessions.sink.needsRecords {
-                    if pendingRecords == nil { pendingRecords = context.channel.allocator.buffer(capacity: 64 * 1024) }
-                    var payload = payload
-                    pendingRecords!.writeBuffer(&payload)
-                    pendingRecords!.writeInteger(UInt8(ascii: "\n"))
-                }
-                pendingThrough = sequence
-                metrics.messagesAccepted.increment()
-            } else if sequence <= highest {
-                metrics.duplicatesDropped.increment()
-            } else {
-                throw LinkProtocolError(.malformed("sequence \(sequence) after \(highest) skips messages"))
-            }
-        case (_, .ping(let token)):
-            write(.pong(token: token), context: context)
-        case (_, .pong):
-            break
-        case (.streaming, .goAway), (.awaitingHello, .goAway):
-            commitAndAcknowledge(context: context)
+            // The client closes first (TIME_WAIT lands on it); a client that vanished is closed at the deadline.
+            startCloseDeadline(context: context)
+        case .error(let code, let text):
+            logger.notice("refusing a client", metadata: ["code": "\(code)", "text": "\(text)"])
+            write(.error(code: code, text: text), context: context)
             context.flush()
-            beginClosing(context: context, shutOutput: true)
-        case (_, .error(let code, let text)):
-            logger.info("client reported an error", metadata: ["code": "\(code)", "text": "\(text)"])
-            beginClosing(context: context, shutOutput: true)
-        default:
-            throw LinkProtocolError(.malformed("unexpected \(frame.kindName) frame"))
+            context.close(mode: .output, promise: nil)
+            startCloseDeadline(context: context)
+        case .close:
+            context.close(promise: nil)
         }
     }
 
-    private func accept(_ hello: LinkFrame.Hello, context: ChannelHandlerContext) throws {
-        guard hello.version == LinkFrame.protocolVersion else {
-            fail(context: context, code: .unsupportedVersion, text: "protocol version \(hello.version) is not supported; this server speaks \(LinkFrame.protocolVersion)")
-            return
-        }
-        guard LinkClientID.isValid(hello.clientID) else {
-            fail(context: context, code: .protocolError, text: "client id must be 1-128 characters of A-Z a-z 0-9 . _ : -")
-            return
-        }
-        if !settings.tokens.isEmpty && !settings.tokens.contains(where: { constantTimeEquals($0, hello.token) }) {
-            logger.notice("rejected a client with a wrong token", metadata: ["client": "\(hello.clientID)"])
-            fail(context: context, code: .unauthorized, text: "authentication failed: the token is not accepted by this server")
-            return
-        }
-        let (resume, replaced) = sessions.open(clientID: hello.clientID, channel: context.channel)
-        if let replaced {
-            // A half-open old connection of the same client: it will never be acknowledged again.
-            replaced.close(promise: nil)
-        }
-        highest = resume
-        pendingThrough = resume
-        lastAcknowledged = resume  // the client learns this point from WELCOME; no ACK or store needed
-        state = .streaming(clientID: hello.clientID)
-        write(.welcome(serverID: settings.serverID, highestAccepted: resume), context: context)
-        context.flush()
-    }
-
-    // MARK: - Closing
-
-    private func commitAndAcknowledge(context: ChannelHandlerContext) {
-        guard case .streaming(let clientID) = state, pendingThrough > 0 else { return }
-        let records = pendingRecords ?? ByteBuffer()
-        guard records.readableBytes > 0 || pendingThrough > lastAcknowledged else { return }
-        do {
-            if pendingThrough > lastAcknowledged {
-                guard try sessions.store(clientID: clientID, channel: context.channel, through: pendingThrough, records: records) else {
-                    context.close(promise: nil)  // replaced by a newer connection of the same client
-                    return
-                }
+    private func commit(_ batch: LinkSinkBatch, context: ChannelHandlerContext) {
+        committer.commit(batch, on: context.eventLoop).assumeIsolated().whenComplete { result in
+            guard let context = self.context else { return }
+            switch result {
+            case .success(let outcome): self.run(self.session.committed(outcome), context: context)
+            case .failure(let error as LinkSinkError): self.run(self.session.commitFailed(error), context: context)
+            case .failure(let error): self.run(self.session.commitFailed(LinkSinkError("\(error)", isRetryable: false)), context: context)
             }
-            pendingRecords?.clear()
-            lastAcknowledged = pendingThrough
-            write(.ack(sequence: pendingThrough), context: context)
-        } catch {
-            logger.error("sink failed", metadata: ["error": "\(error)"])
-            fail(context: context, code: .sinkFailure, text: "the server could not store data: \(error)")
         }
     }
 
-    private var lastAcknowledged: UInt64 = 0
-
-    /// ERROR, then a graceful close, so the text arrives (never a reset).
-    private func fail(context: ChannelHandlerContext, code: LinkCloseCode, text: String) {
-        if case .closing = state { return }
-        if case .closed = state { return }
-        write(.error(code: code, text: text), context: context)
-        context.flush()
-        beginClosing(context: context, shutOutput: true)
+    private func claimCompleted(_ result: Result<LinkSinkClaim, any Error>, clientID: String, channel: any Channel) {
+        guard let context else { return }
+        switch result {
+        case .success(let claim):
+            let (isNewest, replaced) = registry.claimed(clientID: clientID, epoch: claim.epoch, by: channel)
+            replaced?.pipeline.fireUserInboundEventTriggered(ConnectionReplaced())
+            run(session.claimed(claim, isNewest: isNewest), context: context)
+        case .failure(let error):
+            let sinkError = (error as? LinkSinkError) ?? LinkSinkError("\(error)", isRetryable: false)
+            run(session.commitFailed(sinkError), context: context)
+        }
     }
 
-    /// Shuts our write side (when asked) and waits for the peer's EOF, closing at the deadline regardless.
-    private func beginClosing(context: ChannelHandlerContext, shutOutput: Bool) {
-        state = .closing
-        if shutOutput { context.close(mode: .output, promise: nil) }
+    private func resumeReadingIfWanted(context: ChannelHandlerContext) {
+        if readPending && session.shouldRead {
+            readPending = false
+            context.read()
+        }
+    }
+
+    private func startCloseDeadline(context: ChannelHandlerContext) {
+        guard closeDeadline == nil else { return }
         let channel = context.channel
-        closeDeadline = context.eventLoop.scheduleTask(in: settings.closeDeadline) {
-            channel.close(promise: nil)
-        }
-    }
-
-    private func scheduleIdleCheck(context: ChannelHandlerContext) {
-        let quarter = TimeAmount.nanoseconds(settings.idleTimeout.nanoseconds / 4)
-        let interval = quarter > .milliseconds(50) ? quarter : .milliseconds(50)
-        idleCheck = context.eventLoop.scheduleTask(in: interval) { [weak self] in
-            guard let self else { return }
-            if NIODeadline.now() - self.lastRead > self.settings.idleTimeout {
-                self.logger.info("closing an idle connection")
-                self.metrics.idleTimeouts.increment()
-                self.goAway(context: context, code: .idleTimeout, text: "nothing received for \(self.settings.idleTimeout)")
-                // A vanished peer will not answer: close now rather than after the deadline.
-                context.close(promise: nil)
-            } else {
-                self.scheduleIdleCheck(context: context)
-            }
-        }
+        closeDeadline = context.eventLoop.scheduleTask(in: settings.closeDeadline) { channel.close(promise: nil) }
+        // Keep reading while closing, so the peer's EOF is seen (reads may have been paused).
+        readPending = false
+        context.read()
     }
 
     private func write(_ frame: LinkFrame, context: ChannelHandlerContext) {
@@ -353,27 +222,9 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 @available(*, unavailable)
 extension ServerConnectionHandler: Sendable {}
 
-/// Compares secrets in time independent of where they differ.
-func constantTimeEquals(_ a: String, _ b: String) -> Bool {
-    let x = Array(a.utf8), y = Array(b.utf8)
-    var difference = UInt8(truncatingIfNeeded: x.count ^ y.count)
-    for i in 0..<max(x.count, y.count) {
-        difference |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0)
-    }
-    return difference == 0
-}
-
-extension LinkFrame {
-    var kindName: String {
-        switch self {
-        case .hello: "HELLO"
-        case .welcome: "WELCOME"
-        case .data: "DATA"
-        case .ack: "ACK"
-        case .ping: "PING"
-        case .pong: "PONG"
-        case .goAway: "GOAWAY"
-        case .error: "ERROR"
-        }
-    }
-}
+/// Fired into a connection's pipeline when the server is over its connection limit.
+struct RefuseConnection {}
+/// Fired into every connection's pipeline when the server shuts down gracefully.
+struct ServerShutdown {}
+/// Fired into a connection's pipeline when a newer connection claimed its client id.
+struct ConnectionReplaced {}

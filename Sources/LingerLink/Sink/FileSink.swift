@@ -1,143 +1,63 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-public import NIOCore
-
-/// Appends accepted messages to a file, one per line, and keeps the clients' high-water marks in a state
-/// log beside it (`PATH.linger-state`), so a restarted server resumes exactly where it acknowledged.
-///
-/// Order of a store: the records are appended to the data file, (fsync per policy), then one line
-/// `<data length> <client id> <sequence>` is appended to the state log, (fsync). A crash between the two
-/// leaves data the state does not cover: on open, the data file is cut back to the last recorded length,
-/// and the client resends those messages because they were never acknowledged. Nothing is duplicated,
-/// nothing acknowledged is lost.
-public final class FileSink: LinkSink, @unchecked Sendable {
-    public let path: String
-    public let policy: FsyncPolicy
-    private let dataFD: Int32
-    private let stateFD: Int32
-    private var committedLength: Int64
-    private var marks: [String: UInt64]
-    private var lastSync: ContinuousClock.Instant
-
-    /// Opens (creating if needed) the data file and its state log, repairing a torn tail.
-    /// - Throws: ``LinkError`` naming the file and what failed.
-    public init(path: String, policy: FsyncPolicy = .everyBatch) throws {
-        self.path = path
-        self.policy = policy
-        let statePath = path + ".linger-state"
-        let (length, marks) = try Self.readState(statePath)
-        dataFD = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
-        guard dataFD >= 0 else { throw LinkError.io("cannot open \(path)", errno: errno) }
-        stateFD = open(statePath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        guard stateFD >= 0 else {
-            let code = errno
-            Glibc.close(dataFD)
-            throw LinkError.io("cannot open \(statePath)", errno: code)
-        }
-        var info = stat()
-        fstat(dataFD, &info)
-        if Int64(info.st_size) < length {
-            Glibc.close(dataFD)
-            Glibc.close(stateFD)
-            throw LinkError.io(
-                "\(path) is shorter (\(info.st_size) bytes) than its state log records (\(length)); the data was "
-                    + "truncated or replaced outside linger — move both files aside to start over", errno: 0)
-        }
-        if Int64(info.st_size) > length {
-            // Written but never acknowledged before a crash: the clients will resend it.
-            ftruncate(dataFD, off_t(length))
-        }
-        lseek(dataFD, off_t(length), SEEK_SET)
-        committedLength = length
-        self.marks = marks
-        lastSync = .now
-    }
-
-    public var needsRecords: Bool { true }
-
-    public func highestAccepted(clientID: String) -> UInt64 { marks[clientID] ?? 0 }
-
-    public func store(clientID: String, through sequence: UInt64, records: ByteBuffer) throws {
-        try records.withUnsafeReadableBytes { try Self.writeAll(dataFD, $0, path: path) }
-        let syncNow: Bool
-        switch policy {
-        case .everyBatch: syncNow = true
-        case .interval(let interval): syncNow = ContinuousClock.now - lastSync >= interval
-        case .none: syncNow = false
-        }
-        if syncNow && fsync(dataFD) != 0 { throw LinkError.io("fsync \(path)", errno: errno) }
-        committedLength += Int64(records.readableBytes)
-        let line = Array("\(committedLength) \(clientID) \(sequence)\n".utf8)
-        try line.withUnsafeBytes { try Self.writeAll(stateFD, $0, path: path + ".linger-state") }
-        if syncNow {
-            if fsync(stateFD) != 0 { throw LinkError.io("fsync \(path).linger-state", errno: errno) }
-            lastSync = .now
-        }
-        marks[clientID] = sequence
-    }
-
-    public func close() throws {
-        fsync(dataFD)
-        fsync(stateFD)
-        Glibc.close(dataFD)
-        Glibc.close(stateFD)
-    }
-
-    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
-        var offset = 0
-        while offset < bytes.count {
-            let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw LinkError.io("cannot write \(path)", errno: errno)
-            }
-            offset += n
-        }
-    }
-
-    /// Replays the state log: the last complete line per client wins; a torn last line is ignored.
-    static func readState(_ path: String) throws -> (Int64, [String: UInt64]) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 {
-            if errno == ENOENT { return (0, [:]) }
-            throw LinkError.io("cannot read \(path)", errno: errno)
-        }
-        defer { Glibc.close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = read(fd, &chunk, chunk.count)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            bytes += chunk[0..<n]
-        }
-        var length: Int64 = 0
-        var marks: [String: UInt64] = [:]
-        for line in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true) where line.endIndex < bytes.endIndex || bytes.last == UInt8(ascii: "\n") {
-            let fields = line.split(separator: UInt8(ascii: " "))
-            guard fields.count == 3, let l = Int64(String(decoding: fields[0], as: UTF8.self)),
-                let s = UInt64(String(decoding: fields[2], as: UTF8.self))
-            else { continue }
-            length = l
-            marks[String(decoding: fields[1], as: UTF8.self)] = s
-        }
-        return (length, marks)
-    }
+/// How often a file sink forces data to disk.
+public enum FsyncPolicy: Sendable, Hashable {
+    /// fsync before every acknowledgement: an ack means the data survives power loss.
+    case everyBatch
+    /// fsync at most once per interval: an ack means the data is in the OS (survives a crash of the server
+    /// process, not of the machine) until the next fsync.
+    case interval(Duration)
+    /// Never fsync: the OS writes back when it wants.
+    case none
 }
 
-/// Writes accepted messages to standard output, one per line. High-water marks live in memory only, so
-/// exactly-once holds while the server runs, not across its restarts.
-public final class StandardOutputSink: LinkSink, @unchecked Sendable {
-    private var marks: [String: UInt64] = [:]
-    public init() {}
-    public var needsRecords: Bool { true }
-    public func highestAccepted(clientID: String) -> UInt64 { marks[clientID] ?? 0 }
-    public func store(clientID: String, through sequence: UInt64, records: ByteBuffer) throws {
-        try records.withUnsafeReadableBytes { try FileSink.writeAll(1, $0, path: "standard output") }
-        marks[clientID] = sequence
+/// Appends accepted messages to a file, one per line, and proves what it wrote in a state log beside it
+/// (`PATH.linger-state`, see `docs/LINK-PROTOCOL.md`), so a restarted server resumes exactly where it
+/// acknowledged.
+///
+/// - A commit writes every pending batch of every client with one write, then one record per batch to the
+///   state log, then (per ``FsyncPolicy``) one fsync of each: group commit.
+/// - A failed write or fsync (a full disk) cuts both files back to the last commit before anything else is
+///   written, and the error is retryable: the server waits and tries again, and no client reconnects.
+/// - Opening never truncates bytes linger did not write: a non-empty file without a state log is refused
+///   unless adopted, a state log that does not match the file is refused, and only a tail that no record
+///   covers (a commit torn by a crash) is cut, with a note saying how many bytes.
+/// - Messages are lines, so a message holding a newline is refused (``acceptsNewlines`` is false).
+///
+/// Blocking I/O runs on the sink's own thread, never on an event loop.
+public final class FileSink: LinkSink {
+    public let path: String
+    /// What opening had to do, for the server's log: a torn tail cut, content adopted.
+    public let openingNotes: [String]
+    private let thread: SinkThread<FileSinkStore>
+
+    /// Opens (creating if needed) the data file and its state log.
+    /// - Parameters:
+    ///   - adoptExisting: keep a non-empty file that has no state log as if linger had written it.
+    /// - Throws: ``LinkSinkError`` naming the file, what is wrong and what to do.
+    public init(path: String, policy: FsyncPolicy = .everyBatch, adoptExisting: Bool = false) throws {
+        let store = try FileSinkStore(path: path, policy: policy, adoptExisting: adoptExisting)
+        self.path = path
+        self.openingNotes = store.openingNotes
+        thread = SinkThread(store)
     }
-    public func close() {}
+
+    init(store: FileSinkStore) {
+        path = store.path
+        openingNotes = store.openingNotes
+        thread = SinkThread(store)
+    }
+
+    public func claim(clientID: String) async throws -> LinkSinkClaim {
+        try await thread.run { $0.claim(clientID: clientID) }
+    }
+
+    public func commit(_ batches: [LinkSinkBatch]) async throws -> [LinkCommitOutcome] {
+        try await thread.run { try $0.commit(batches) }
+    }
+
+    public var acceptsNewlines: Bool { false }
+
+    public func close() async throws {
+        _ = try? await thread.run { $0.close() }
+        await thread.shutdown()
+    }
 }

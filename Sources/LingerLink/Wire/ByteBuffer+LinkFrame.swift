@@ -12,6 +12,7 @@ extension ByteBuffer {
             writeInteger(hello.version)
             writeShortString(hello.clientID)
             writeShortString(hello.token)
+            writeInteger(hello.idleTimeoutMilliseconds)
         case .welcome(let serverID, let highest):
             writeInteger(LinkFrame.Kind.welcome.rawValue)
             writeShortString(serverID)
@@ -74,7 +75,9 @@ extension ByteBuffer {
             let version: UInt16 = body.readInteger()!
             let clientID = try body.readShortString(field: "client id")
             let token = try body.readShortString(field: "token")
-            return .hello(LinkFrame.Hello(version: version, clientID: clientID, token: token))
+            // Version 1 had no idle timeout; its HELLO still parses, so the server can refuse it by version.
+            let idle: UInt32 = version >= 2 ? try body.readIntegerOrThrow(field: "idle timeout") : 0
+            return .hello(LinkFrame.Hello(version: version, clientID: clientID, token: token, idleTimeoutMilliseconds: idle))
         case .welcome:
             let serverID = try body.readShortString(field: "server id")
             try need(8)
@@ -94,6 +97,11 @@ extension ByteBuffer {
             else { throw LinkProtocolError(.malformed("close text is not UTF-8")) }
             return kind == .goAway ? .goAway(code: code, text: text) : .error(code: code, text: text)
         }
+    }
+
+    mutating func readIntegerOrThrow<T: FixedWidthInteger>(field: String) throws(LinkProtocolError) -> T {
+        guard let value: T = readInteger() else { throw LinkProtocolError(.malformed("\(field) overruns the frame")) }
+        return value
     }
 
     mutating func writeShortString(_ text: String) {

@@ -29,16 +29,21 @@ public enum LinkFrame: Sendable, Equatable {
         public var clientID: String
         /// The shared secret, if the server asks for one (empty otherwise).
         public var token: String
+        /// The client replaces a connection that receives nothing for this long (0: not said). A server that
+        /// must stop reading (its sink lags) sends PINGs more often than this, so the client keeps waiting
+        /// instead of reconnecting. Version 2 and later.
+        public var idleTimeoutMilliseconds: UInt32
 
-        public init(version: UInt16 = LinkFrame.protocolVersion, clientID: String, token: String) {
+        public init(version: UInt16 = LinkFrame.protocolVersion, clientID: String, token: String, idleTimeoutMilliseconds: UInt32 = 0) {
             self.version = version
             self.clientID = clientID
             self.token = token
+            self.idleTimeoutMilliseconds = idleTimeoutMilliseconds
         }
     }
 
-    /// The protocol version this build speaks.
-    public static let protocolVersion: UInt16 = 1
+    /// The protocol version this build speaks. Version 2 added the client's idle timeout to HELLO.
+    public static let protocolVersion: UInt16 = 2
 
     /// The one-byte frame types on the wire.
     enum Kind: UInt8 {
@@ -65,11 +70,19 @@ public struct LinkCloseCode: RawRepresentable, Sendable, Hashable, CustomStringC
     public static let tooManyConnections = LinkCloseCode(rawValue: 13)
     /// Nothing was received within the idle timeout.
     public static let idleTimeout = LinkCloseCode(rawValue: 14)
-    /// The sink could not store data (disk full, I/O error).
+    /// The sink could not store data and the server is stopping.
     public static let sinkFailure = LinkCloseCode(rawValue: 15)
+    /// A message the sink cannot store as sent (a line sink and a message holding a newline).
+    public static let messageRefused = LinkCloseCode(rawValue: 16)
+    /// A frame longer than the server's limit.
+    public static let messageTooLarge = LinkCloseCode(rawValue: 17)
 
-    /// Whether reconnecting can help (false for authentication and version errors).
-    public var isRetryable: Bool { self != .unauthorized && self != .unsupportedVersion }
+    /// Whether reconnecting can help. Only conditions that pass (a server restarting, full, or slow) are
+    /// retried; a refusal that the same bytes would earn again (authentication, version, a malformed or
+    /// oversized frame, a refused message, another sender owning the client id) is final.
+    public var isRetryable: Bool {
+        self == .shuttingDown || self == .tooManyConnections || self == .idleTimeout || self == .sinkFailure
+    }
 
     public var description: String {
         switch self {
@@ -81,6 +94,8 @@ public struct LinkCloseCode: RawRepresentable, Sendable, Hashable, CustomStringC
         case .tooManyConnections: "too many connections"
         case .idleTimeout: "idle timeout"
         case .sinkFailure: "sink failure"
+        case .messageRefused: "message refused"
+        case .messageTooLarge: "message too large"
         default: "code \(rawValue)"
         }
     }

@@ -40,6 +40,9 @@ public struct LinkFrameEncoder: MessageToByteEncoder, Sendable {
 
 /// Size limits of the wire format.
 public enum LinkLimits {
-    /// 1 MiB + header: one message per frame, and a message larger than this is refused.
-    public static let defaultMaximumFrameLength: UInt32 = 1 << 20 + 64
+    /// 16 MiB + header: one message per frame, and a message larger than this is refused (a sender cuts a
+    /// longer line to its `--max-line-bytes` before it gets here).
+    public static let defaultMaximumFrameLength: UInt32 = 16 << 20 + 64
+    /// The bytes a DATA frame adds to its message: u32 length, u8 type, u64 sequence.
+    public static let dataFrameOverhead = 13
 }

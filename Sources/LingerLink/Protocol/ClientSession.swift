@@ -1,0 +1,114 @@
+/// Every decision of one client-side connection: events in, actions out (``ClientConnectionHandler``
+/// performs them).
+///
+/// ```
+/// helloSent ─WELCOME→ streaming ─GOAWAY / close()→ closing (our FIN first; close at the deadline)
+///     └─ERROR→ closing, with the refusal reported (final unless the code is retryable)
+/// ```
+/// Liveness is judged on what is *received*: every quiet `pingInterval` sends a PING, and once nothing has
+/// arrived for `idleTimeout` the connection is presumed half-open and closed, to be replaced.
+struct ClientSession {
+    enum State: Equatable {
+        case helloSent
+        case streaming
+        case closing
+        case closed
+    }
+
+    enum Action: Equatable {
+        case none
+        /// The session is up: resume from the server's mark, then send.
+        case established(mark: UInt64)
+        case acknowledged(UInt64)
+        case pong(UInt64)
+        case ping
+        /// Planned close, client first: write `last` (if any), shut our write side, close at the deadline.
+        case closeGracefully(last: LinkFrame?)
+        /// The server refused or dismissed the client: report it, then close gracefully.
+        case refused(LinkCloseCode, String)
+        /// The server asked us to leave for a reason that passes (shutdown, idle): close, then reconnect.
+        case dismissed(LinkCloseCode, String)
+        /// Close now: the server finished (EOF).
+        case close
+        /// Close now: nothing arrived for the idle timeout; the connection is presumed half-open.
+        case replace
+    }
+
+    let pingInterval: Duration
+    let idleTimeout: Duration
+    private(set) var state = State.helloSent
+    private var quiet: Duration = .zero
+
+    init(pingInterval: Duration, idleTimeout: Duration) {
+        self.pingInterval = pingInterval
+        self.idleTimeout = idleTimeout
+    }
+
+    mutating func frameReceived(_ frame: LinkFrame) -> Action {
+        quiet = .zero
+        switch (state, frame) {
+        case (.closed, _):
+            return .none
+        case (.helloSent, .welcome(_, let mark)):
+            state = .streaming
+            return .established(mark: mark)
+        case (.streaming, .ack(let sequence)), (.closing, .ack(let sequence)):
+            return .acknowledged(sequence)
+        case (_, .ping(let token)):
+            return state == .closing ? .none : .pong(token)
+        case (_, .pong):
+            return .none
+        case (_, .goAway(let code, let text)):
+            let wasClosing = state == .closing
+            state = .closing
+            if !code.isRetryable { return .refused(code, text) }
+            return wasClosing ? .none : .dismissed(code, text)
+        case (_, .error(let code, let text)):
+            state = .closing
+            return .refused(code, text)
+        case (.closing, _):
+            return .none
+        default:
+            state = .closing
+            return .closeGracefully(last: .error(code: .protocolError, text: "unexpected \(frame.kindName) from a server"))
+        }
+    }
+
+    /// Nothing was read for one `pingInterval`.
+    mutating func readIdle() -> Action {
+        guard state != .closed else { return .none }
+        quiet += pingInterval
+        if quiet >= idleTimeout {
+            // Not even a PONG: the server is gone without a FIN (half-open). Replace the connection.
+            state = .closed
+            return .replace
+        }
+        return state == .closing ? .none : .ping
+    }
+
+    /// The server closed its side: close ours now (no CLOSE_WAIT).
+    mutating func inputClosed() -> Action {
+        guard state != .closed else { return .none }
+        state = .closed
+        return .close
+    }
+
+    /// The application closes the link.
+    mutating func closeRequested() -> Action {
+        switch state {
+        case .helloSent, .streaming:
+            state = .closing
+            return .closeGracefully(last: .goAway(code: .shuttingDown, text: "client closing"))
+        case .closing, .closed:
+            return .none
+        }
+    }
+
+    mutating func protocolError(_ error: LinkProtocolError) -> Action {
+        guard state != .closing && state != .closed else { return .none }
+        state = .closing
+        return .closeGracefully(last: .error(code: .protocolError, text: error.description))
+    }
+
+    mutating func closed() { state = .closed }
+}

@@ -1,0 +1,393 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import NIOCore
+
+/// Every decision of one server-side connection, with no channel in sight: events in, actions out. The
+/// handler (``ServerConnectionHandler``) only performs the actions.
+///
+/// Life of a connection:
+/// ```
+/// awaitingHello ─HELLO ok→ claiming ─claim→ streaming ─peer EOF→ draining ─last ACK→ (close)
+///        │                    │              │  ▲ commit in flight: reads stop when pending is full
+///        └─bad HELLO→ ERROR   └─stale→ GOAWAY(.replaced)   └─idle, replaced, shutdown, fenced→ closing
+/// ```
+/// `closing` means a GOAWAY or an ERROR went out: the client closes first, and the handler closes at the
+/// deadline regardless. Every path ends in `.close`.
+struct ServerSession {
+    struct Configuration {
+        var tokens: [String]
+        var serverID: String
+        /// Whether batches keep the message bytes (the discard sink needs none).
+        var keepMessageBytes: Bool
+        /// Whether a message may contain a newline (line sinks refuse it).
+        var acceptsNewlines: Bool
+        /// Received bytes held while a commit is in flight before reading stops (backpressure).
+        var pendingLimit: Int
+    }
+
+    struct Stream {
+        var key: LinkStreamKey
+        var epoch: UInt64
+        /// The highest sequence received (stored, in flight or pending).
+        var received: UInt64
+        var acknowledged: UInt64
+        var pending: LinkSinkBatch
+        /// The last sequence of the batch being committed, if one is.
+        var inFlightThrough: UInt64?
+
+        mutating func takePending() -> LinkSinkBatch? {
+            guard !pending.isEmpty, inFlightThrough == nil else { return nil }
+            let batch = pending
+            inFlightThrough = batch.lastSequence
+            pending = LinkSinkBatch(key: key, epoch: epoch, firstSequence: batch.lastSequence + 1)
+            return batch
+        }
+    }
+
+    enum State {
+        case awaitingHello
+        case claiming(clientID: String)
+        case streaming(Stream)
+        /// The peer finished sending: commit what is pending, acknowledge, close.
+        case draining(Stream)
+        /// GOAWAY or ERROR sent; a commit still in flight may yet be acknowledged.
+        case closing(Stream?)
+        case closed
+        /// Transient, while a stream is mutated in place (no copy-on-write of its buffer).
+        case modifying
+    }
+
+    enum Action: Equatable {
+        case none
+        /// Ask the sink to fence earlier connections of this client id and say where it stands.
+        case claim(clientID: String)
+        /// WELCOME, and from now on PING the client when nothing else was written for `keepalive`.
+        case welcome(serverID: String, mark: UInt64, keepalive: TimeAmount?)
+        case commit(LinkSinkBatch)
+        /// ACK `through`; then commit `next` if given; then resume reading if it had stopped.
+        case acknowledge(through: UInt64, next: LinkSinkBatch?)
+        /// ACK `through` (if any), then close: the peer has finished.
+        case acknowledgeAndClose(through: UInt64?)
+        case pong(UInt64)
+        case ping
+        /// GOAWAY: the client closes first; the handler closes at the deadline.
+        case goAway(LinkCloseCode, String)
+        /// ERROR, shut our write side, close at the deadline (the text arrives; never a reset).
+        case error(LinkCloseCode, String)
+        case close
+
+        static func == (a: Action, b: Action) -> Bool {
+            switch (a, b) {
+            case (.none, .none), (.ping, .ping), (.close, .close): true
+            case (.claim(let x), .claim(let y)): x == y
+            case (.welcome(let s1, let m1, let k1), .welcome(let s2, let m2, let k2)): s1 == s2 && m1 == m2 && k1 == k2
+            case (.commit(let x), .commit(let y)): x.key == y.key && x.firstSequence == y.firstSequence && x.count == y.count
+            case (.acknowledge(let t1, let n1), .acknowledge(let t2, let n2)):
+                t1 == t2 && n1?.firstSequence == n2?.firstSequence && n1?.count == n2?.count
+            case (.acknowledgeAndClose(let x), .acknowledgeAndClose(let y)): x == y
+            case (.pong(let x), .pong(let y)): x == y
+            case (.goAway(let c1, _), .goAway(let c2, _)), (.error(let c1, _), .error(let c2, _)): c1 == c2
+            default: false
+            }
+        }
+    }
+
+    let configuration: Configuration
+    private(set) var state = State.awaitingHello
+    /// Messages accepted and duplicates dropped by the last ``dataReceived(_:)`` (for metrics).
+    private(set) var lastAccepted = 0
+    private(set) var lastDuplicates = 0
+
+    init(configuration: Configuration) { self.configuration = configuration }
+
+    /// Whether the handler should read from the socket now. Reading stops while a commit is in flight and
+    /// the next batch has reached its limit: the sink sets the pace, and memory stays bounded.
+    var shouldRead: Bool {
+        if case .streaming(let stream) = state {
+            return stream.inFlightThrough == nil || stream.pending.lines.readableBytes + stream.pending.count < configuration.pendingLimit
+        }
+        return true
+    }
+
+    /// Whether the connection waits for the sink (its silence is then ours, not the client's).
+    var isWaitingForSink: Bool {
+        switch state {
+        case .streaming(let stream), .draining(let stream): stream.inFlightThrough != nil
+        case .claiming: true
+        default: false
+        }
+    }
+
+    /// The client id this connection speaks for, once claimed.
+    var clientID: String? {
+        switch state {
+        case .claiming(let id): id
+        case .streaming(let stream), .draining(let stream): stream.key.clientID
+        case .closing(let stream): stream?.key.clientID
+        default: nil
+        }
+    }
+
+    // MARK: - Frames
+
+    mutating func frameReceived(_ frame: LinkFrame) -> Action {
+        switch (state, frame) {
+        case (.awaitingHello, .hello(let hello)):
+            return helloReceived(hello)
+        case (.closing, _), (.closed, _), (.draining, _):
+            return .none  // leaving: nothing more is accepted, EOF or the deadline ends it
+        case (_, .ping(let token)):
+            return .pong(token)
+        case (_, .pong):
+            return .none
+        case (.streaming(let stream), .goAway):
+            // The client is leaving: it sends nothing more. Finish as at EOF.
+            state = .draining(stream)
+            return drainStep()
+        case (_, .error):
+            state = .closing(nil)
+            return .close
+        default:
+            return fail(.protocolError, "unexpected \(frame.kindName) frame")
+        }
+    }
+
+    private mutating func helloReceived(_ hello: LinkFrame.Hello) -> Action {
+        guard hello.version == LinkFrame.protocolVersion else {
+            return fail(.unsupportedVersion, "protocol version \(hello.version) is not supported; this server speaks \(LinkFrame.protocolVersion)")
+        }
+        guard LinkClientID.isValid(hello.clientID) else {
+            return fail(.protocolError, "client id must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+        }
+        if !configuration.tokens.isEmpty && !configuration.tokens.contains(where: { constantTimeEquals($0, hello.token) }) {
+            return fail(.unauthorized, "authentication failed: the token is not accepted by this server")
+        }
+        state = .claiming(clientID: hello.clientID)
+        keepalive = hello.idleTimeoutMilliseconds > 0 ? .milliseconds(Int64(hello.idleTimeoutMilliseconds) / 3) : nil
+        return .claim(clientID: hello.clientID)
+    }
+
+    private var keepalive: TimeAmount?
+
+    /// The sink fenced earlier connections and says where the client stands.
+    mutating func claimed(_ claim: LinkSinkClaim, isNewest: Bool) -> Action {
+        guard case .claiming(let clientID) = state else { return .none }
+        guard isNewest else { return replaced() }
+        let key = LinkStreamKey(clientID: clientID)
+        let mark = claim.marks[key.stream] ?? 0
+        state = .streaming(Stream(
+            key: key, epoch: claim.epoch, received: mark, acknowledged: mark,
+            pending: LinkSinkBatch(key: key, epoch: claim.epoch, firstSequence: mark + 1), inFlightThrough: nil))
+        return .welcome(serverID: configuration.serverID, mark: mark, keepalive: keepalive)
+    }
+
+    /// Accepts a run of whole DATA frames: in-order sequences join the pending batch, repeats are dropped,
+    /// a gap is a protocol error. Returns `.commit` when nothing is in flight (the batch goes at once).
+    mutating func dataReceived(_ frames: ByteBuffer) -> Action {
+        lastAccepted = 0
+        lastDuplicates = 0
+        guard case .streaming(var stream) = state else {
+            if case .awaitingHello = state { return fail(.protocolError, "DATA before HELLO") }
+            if case .claiming = state { return fail(.protocolError, "DATA before WELCOME") }
+            return .none
+        }
+        state = .modifying
+        let keep = configuration.keepMessageBytes
+        let newlinesAllowed = configuration.acceptsNewlines
+        var received = stream.received
+        var accepted = 0, duplicates = 0
+        var refusal: (LinkCloseCode, String)?
+        if keep { stream.pending.reserve(bytes: frames.readableBytes) }
+        frames.withUnsafeReadableBytes { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let length = Int(UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+                let sequence = UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: offset + 5, as: UInt64.self))
+                let payload = UnsafeRawBufferPointer(rebasing: bytes[(offset + 13)..<(offset + 4 + length)])
+                offset += 4 + length
+                if sequence == received &+ 1 {
+                    if !newlinesAllowed, payload.count > 0, memchr(payload.baseAddress!, Int32(UInt8(ascii: "\n")), payload.count) != nil {
+                        refusal = (.messageRefused, "message \(sequence) contains a newline, and this server's sink stores one message per line")
+                        return
+                    }
+                    received = sequence
+                    accepted += 1
+                    stream.pending.append(payload, keepBytes: keep)
+                } else if sequence <= received {
+                    duplicates += 1
+                } else {
+                    refusal = (.protocolError, "sequence \(sequence) after \(received) skips messages")
+                    return
+                }
+            }
+        }
+        stream.received = received
+        lastAccepted = accepted
+        lastDuplicates = duplicates
+        if let refusal {
+            // The refusal is final for this client, so the messages pending before it are not committed.
+            state = .streaming(stream)
+            return fail(refusal.0, refusal.1)
+        }
+        let next = stream.takePending()
+        state = .streaming(stream)
+        return next.map { .commit($0) } ?? .none
+    }
+
+    /// The sink answered for the batch in flight.
+    mutating func committed(_ outcome: LinkCommitOutcome) -> Action {
+        switch state {
+        case .streaming(var stream):
+            guard outcome == .stored, let through = stream.inFlightThrough else { return replaced() }
+            stream.inFlightThrough = nil
+            stream.acknowledged = through
+            let next = stream.takePending()
+            state = .streaming(stream)
+            return .acknowledge(through: through, next: next)
+        case .draining(var stream):
+            guard outcome == .stored, let through = stream.inFlightThrough else {
+                state = .closing(nil)
+                return .close
+            }
+            stream.inFlightThrough = nil
+            stream.acknowledged = through
+            state = .draining(stream)
+            return drainStep()
+        case .closing(var stream?):
+            // Leaving, but an ACK the client can still read saves it a resend.
+            guard outcome == .stored, let through = stream.inFlightThrough else { return .none }
+            stream.inFlightThrough = nil
+            state = .closing(stream)
+            return .acknowledge(through: through, next: nil)
+        default:
+            return .none
+        }
+    }
+
+    /// The sink failed with an error a retry cannot fix: the server is stopping.
+    mutating func commitFailed(_ error: LinkSinkError) -> Action {
+        switch state {
+        case .closing, .closed: return .none
+        default: return goAway(.shuttingDown, "the server's sink failed (\(error.message)); reconnect later")
+        }
+    }
+
+    /// The peer closed its side (EOF): commit what is pending, acknowledge, close.
+    mutating func inputClosed() -> Action {
+        switch state {
+        case .streaming(let stream):
+            state = .draining(stream)
+            return drainStep()
+        case .closed:
+            return .none
+        default:
+            state = .closed
+            return .close
+        }
+    }
+
+    private mutating func drainStep() -> Action {
+        guard case .draining(var stream) = state else { return .none }
+        if stream.inFlightThrough != nil { return .none }
+        if let batch = stream.takePending() {
+            state = .draining(stream)
+            return .commit(batch)
+        }
+        state = .closed
+        return .acknowledgeAndClose(through: stream.acknowledged > 0 ? stream.acknowledged : nil)
+    }
+
+    // MARK: - Other events
+
+    /// A newer connection claimed this client id.
+    mutating func replaced() -> Action {
+        let id = clientID ?? "?"
+        return goAway(.replaced, "another sender took over client id \(id)")
+    }
+
+    mutating func shutdownRequested() -> Action {
+        goAway(.shuttingDown, "the server is shutting down; reconnect later")
+    }
+
+    mutating func connectionRefused() -> Action {
+        fail(.tooManyConnections, "the server is at its connection limit; try again later")
+    }
+
+    /// Nothing was read for the idle timeout. Silence while we wait for the sink is ours, not the client's.
+    mutating func readIdle(timeout: TimeAmount) -> Action {
+        switch state {
+        case .awaitingHello, .streaming:
+            if isWaitingForSink { return .none }
+            return goAway(.idleTimeout, "nothing received for \(timeout.nanoseconds / 1_000_000) ms")
+        default:
+            return .none
+        }
+    }
+
+    /// Nothing was written for the keepalive interval: a PING keeps a client that waits for us alive.
+    mutating func writeIdle() -> Action {
+        if case .streaming = state { return .ping }
+        return .none
+    }
+
+    /// The close deadline passed without the client's EOF.
+    mutating func closeDeadlinePassed() -> Action {
+        state = .closed
+        return .close
+    }
+
+    mutating func closed() { state = .closed }
+
+    /// A decoding error (malformed, oversized or truncated frame).
+    mutating func protocolError(_ error: LinkProtocolError) -> Action {
+        if case .frameTooLarge = error.reason { return fail(.messageTooLarge, error.description) }
+        return fail(.protocolError, error.description)
+    }
+
+    private mutating func goAway(_ code: LinkCloseCode, _ text: String) -> Action {
+        switch state {
+        case .closing, .closed: return .none
+        case .streaming(let stream), .draining(let stream): state = .closing(stream)
+        default: state = .closing(nil)
+        }
+        return .goAway(code, text)
+    }
+
+    private mutating func fail(_ code: LinkCloseCode, _ text: String) -> Action {
+        switch state {
+        case .closing, .closed: return .none
+        case .streaming(let stream): state = .closing(stream)
+        default: state = .closing(nil)
+        }
+        return .error(code, text)
+    }
+}
+
+/// Compares secrets in time independent of where they differ. Lengths are compared in full (a token with
+/// 256 bytes appended must not pass), and the loop runs over the longer input either way.
+func constantTimeEquals(_ a: String, _ b: String) -> Bool {
+    let x = Array(a.utf8), y = Array(b.utf8)
+    var difference: UInt8 = x.count == y.count ? 0 : 1
+    for i in 0..<max(x.count, y.count) {
+        difference |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0)
+    }
+    return difference == 0
+}
+
+extension LinkFrame {
+    var kindName: String {
+        switch self {
+        case .hello: "HELLO"
+        case .welcome: "WELCOME"
+        case .data: "DATA"
+        case .ack: "ACK"
+        case .ping: "PING"
+        case .pong: "PONG"
+        case .goAway: "GOAWAY"
+        case .error: "ERROR"
+        }
+    }
+}

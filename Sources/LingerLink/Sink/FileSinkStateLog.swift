@@ -1,0 +1,85 @@
+/// The state log beside a file sink's data (`PATH.linger-state`): what linger proves it wrote.
+///
+/// One record per line, appended after each commit, so the last complete record is the truth and a torn
+/// last line (a crash mid-append) is ignored and cut away:
+///
+/// ```
+/// linger-state 2 <device> <inode>          the data file this log describes (first line)
+/// c <length> <client id> <stream> <seq>    after a commit: the data file's committed length, and the
+///                                          stream's new high-water mark (stream "=" is the unnamed one)
+/// a <length>                               content adopted with --adopt-existing (not written by linger)
+/// ```
+///
+/// Lines of the first format (`<length> <client id> <seq>`, no header) are read as `c` records of the
+/// unnamed stream, so a state log written by an older linger still resumes.
+struct FileSinkStateLog: Equatable {
+    struct Identity: Equatable {
+        var device: UInt64
+        var inode: UInt64
+    }
+
+    var identity: Identity?
+    /// The data file's length that the log proves linger wrote or adopted.
+    var length: Int64 = 0
+    var marks: [LinkStreamKey: UInt64] = [:]
+    /// Bytes of the log that form complete, well-formed records; anything after is torn.
+    var validPrefix = 0
+    /// How many records the log holds (to decide when to compact it).
+    var records = 0
+
+    static let unnamedStream = "="
+
+    /// Parses a state log. Stops at the first torn or malformed line: what follows it cannot be trusted to
+    /// describe a state that was ever reached.
+    init(parsing bytes: [UInt8]) {
+        var start = 0
+        while start < bytes.count {
+            guard let end = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) else { break }
+            let fields = bytes[start..<end].split(separator: UInt8(ascii: " ")).map { String(decoding: $0, as: UTF8.self) }
+            guard apply(fields, first: start == 0) else { break }
+            records += 1
+            start = end + 1
+            validPrefix = start
+        }
+    }
+
+    init() {}
+
+    private mutating func apply(_ fields: [String], first: Bool) -> Bool {
+        switch fields.first {
+        case "linger-state" where first && fields.count == 4 && fields[1] == "2":
+            guard let device = UInt64(fields[2]), let inode = UInt64(fields[3]) else { return false }
+            identity = Identity(device: device, inode: inode)
+        case "c" where fields.count == 5:
+            guard let length = Int64(fields[1]), let sequence = UInt64(fields[4]) else { return false }
+            self.length = length
+            marks[LinkStreamKey(clientID: fields[2], stream: fields[3] == Self.unnamedStream ? "" : fields[3])] = sequence
+        case "a" where fields.count == 2:
+            guard let length = Int64(fields[1]) else { return false }
+            self.length = length
+        default:
+            // The first format: "<length> <client id> <seq>".
+            guard fields.count == 3, let length = Int64(fields[0]), let sequence = UInt64(fields[2]) else { return false }
+            self.length = length
+            marks[LinkStreamKey(clientID: fields[1])] = sequence
+        }
+        return true
+    }
+
+    static func header(_ identity: Identity) -> String { "linger-state 2 \(identity.device) \(identity.inode)\n" }
+
+    static func commitRecord(length: Int64, key: LinkStreamKey, sequence: UInt64) -> String {
+        "c \(length) \(key.clientID) \(key.stream.isEmpty ? unnamedStream : key.stream) \(sequence)\n"
+    }
+
+    static func adoptRecord(length: Int64) -> String { "a \(length)\n" }
+
+    /// The whole state in as few records as possible: what compaction writes.
+    func snapshot(identity: Identity) -> String {
+        var text = Self.header(identity) + Self.adoptRecord(length: length)
+        for (key, mark) in marks.sorted(by: { ($0.key.clientID, $0.key.stream) < ($1.key.clientID, $1.key.stream) }) {
+            text += Self.commitRecord(length: length, key: key, sequence: mark)
+        }
+        return text
+    }
+}

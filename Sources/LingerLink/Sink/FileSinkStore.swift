@@ -1,0 +1,318 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import NIOCore
+
+/// The blocking core of ``FileSink``: opens and verifies the data file against its state log, commits groups
+/// of batches, and puts both files back at the last commit after any failure. It runs on the sink's own
+/// thread only (never an event loop).
+///
+/// Invariants, after every call, returned or thrown:
+/// - the data file is exactly `committed` bytes long, or longer only by bytes that no record covers and that
+///   the next call (or the next open) cuts away before writing anything;
+/// - the state log ends with a complete record;
+/// - nothing is acknowledged (a commit returns) unless its bytes and its record were written, and fsynced
+///   when the policy says so.
+final class FileSinkStore {
+    let path: String
+    let statePath: String
+    let policy: FsyncPolicy
+    private var dataFD: Int32 = -1
+    private var stateFD: Int32 = -1
+    private var identity: FileSinkStateLog.Identity
+    private(set) var committed: Int64 = 0
+    private var stateLength: Int64 = 0
+    private var book = MarkBook()
+    private var recordsSinceCompaction = 0
+    private var lastSync: ContinuousClock.Instant = .now
+    /// Set after a failure whose repair itself failed: the next call repairs before it writes.
+    private var needsRepair = false
+    /// What opening had to do (cut a torn tail, adopt content), for the server's log.
+    private(set) var openingNotes: [String] = []
+    /// Test hooks: fail the next data write after this many bytes, or the next fsync, with an errno.
+    var injectWriteFailure: (afterBytes: Int, errno: Int32)?
+    var injectFsyncFailure: Int32?
+
+    /// Opens (creating if needed) the data file and its state log.
+    /// - Parameter adoptExisting: a non-empty data file without a state log is kept as if committed, and new
+    ///   data is appended after it; without this flag such a file is refused, never truncated.
+    /// - Throws: ``LinkSinkError`` (not retryable) naming the file, what is wrong and what to do.
+    init(path: String, policy: FsyncPolicy, adoptExisting: Bool = false) throws {
+        self.path = path
+        self.statePath = path + ".linger-state"
+        self.policy = policy
+        let existing = try Self.readStateLog(statePath)
+        dataFD = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard dataFD >= 0 else { throw Self.failure("cannot open \(path)", errno, fatal: true) }
+        var info = stat()
+        fstat(dataFD, &info)
+        identity = FileSinkStateLog.Identity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+        let size = Int64(info.st_size)
+        var log: FileSinkStateLog
+        do {
+            if let existing {
+                log = existing
+                try verify(log, size: size)
+            } else if size > 0 {
+                guard adoptExisting else {
+                    throw LinkSinkError(
+                        "\(path) already holds \(size) bytes that linger did not write (there is no \(path).linger-state "
+                            + "beside it); move it aside, or start with --adopt-existing to keep it and append after it",
+                        isRetryable: false)
+                }
+                log = FileSinkStateLog()
+                log.length = try adopt(size: size)
+            } else {
+                log = FileSinkStateLog()
+            }
+        } catch {
+            systemClose(dataFD)
+            throw error
+        }
+        committed = log.length
+        book = MarkBook(marks: log.marks)
+        stateLength = 0
+        if size > committed {
+            // Written but never recorded before a crash: no client was acknowledged for it, and they resend.
+            guard ftruncate(dataFD, off_t(committed)) == 0 else {
+                let code = errno
+                systemClose(dataFD)
+                throw Self.failure("cannot cut \(path) back to its last commit", code, fatal: true)
+            }
+            openingNotes.append("cut \(size - committed) unacknowledged bytes from the end of \(path) (a commit torn by a crash)")
+        }
+        // Start every run with a compact log: one record per stream, and the header naming this data file.
+        do {
+            try rewriteStateLog(with: log)
+        } catch {
+            systemClose(dataFD)
+            throw error
+        }
+    }
+
+    /// Refuses a state log that does not describe this data file: only a torn tail is ever repaired.
+    private func verify(_ log: FileSinkStateLog, size: Int64) throws {
+        if let recorded = log.identity, recorded != identity {
+            throw LinkSinkError(
+                "\(path) is not the file its state log describes (inode \(identity.inode), the log names inode "
+                    + "\(recorded.inode)): it was replaced outside linger; move both files aside to start over, "
+                    + "or remove \(statePath) and start with --adopt-existing", isRetryable: false)
+        }
+        if size < log.length {
+            throw LinkSinkError(
+                "\(path) is shorter (\(size) bytes) than its state log records (\(log.length)): data linger "
+                    + "acknowledged is missing, so it was truncated or replaced outside linger; move both files aside "
+                    + "to start over", isRetryable: false)
+        }
+    }
+
+    /// Keeps what the file holds as committed; ends it with a newline so the next line does not fuse with it.
+    private func adopt(size: Int64) throws -> Int64 {
+        var last: UInt8 = 0
+        guard pread(dataFD, &last, 1, off_t(size - 1)) == 1 else { throw Self.failure("cannot read \(path)", errno, fatal: true) }
+        var length = size
+        if last != UInt8(ascii: "\n") {
+            let newline: [UInt8] = [UInt8(ascii: "\n")]
+            try newline.withUnsafeBytes { bytes throws in try writeAll(dataFD, bytes, at: size, what: path) }
+            length += 1
+        }
+        guard fsync(dataFD) == 0 else { throw Self.failure("cannot fsync \(path)", errno, fatal: true) }
+        openingNotes.append("adopted the \(size) bytes already in \(path); new lines are appended after them")
+        return length
+    }
+
+    var marks: [LinkStreamKey: UInt64] { book.marks }
+
+    func claim(clientID: String) -> LinkSinkClaim { book.claim(clientID: clientID) }
+
+    /// Stores every admitted batch with one data write, one state write and (per policy) one fsync of each.
+    func commit(_ batches: [LinkSinkBatch]) throws -> [LinkCommitOutcome] {
+        if needsRepair { try repair() }
+        let outcomes = book.outcomes(for: batches)
+        let stored = zip(batches, outcomes).filter { $0.1 == .stored && !$0.0.isEmpty }.map(\.0)
+        guard !stored.isEmpty else { return outcomes }
+        var length = committed
+        var records = ""
+        for batch in stored {
+            length += Int64(batch.lines.readableBytes)
+            records += FileSinkStateLog.commitRecord(length: length, key: batch.key, sequence: batch.lastSequence)
+        }
+        let syncNow: Bool
+        switch policy {
+        case .everyBatch: syncNow = true
+        case .interval(let interval): syncNow = ContinuousClock.now - lastSync >= interval
+        case .none: syncNow = false
+        }
+        do {
+            try writeData(stored)
+            if syncNow { try sync(dataFD, what: path) }
+            try Array(records.utf8).withUnsafeBytes { bytes throws in
+                try writeAll(stateFD, bytes, at: stateLength, what: statePath)
+            }
+            if syncNow { try sync(stateFD, what: statePath) }
+        } catch {
+            // Whatever part reached the files is not covered by an acknowledgement: cut it away now, before
+            // the client resends it (it would follow the partial bytes and duplicate them).
+            needsRepair = true
+            try? repair()
+            throw error
+        }
+        if syncNow { lastSync = .now }
+        committed = length
+        stateLength += Int64(records.utf8.count)
+        for batch in stored { book.record(batch) }
+        recordsSinceCompaction += stored.count
+        if recordsSinceCompaction > max(10_000, 2 * book.marks.count) {
+            // Only the log is rewritten, and atomically: a failure leaves the old, longer log in place.
+            try? rewriteStateLog(with: currentLog)
+        }
+        return outcomes
+    }
+
+    func close() {
+        if dataFD >= 0 {
+            fsync(dataFD)
+            systemClose(dataFD)
+            dataFD = -1
+        }
+        if stateFD >= 0 {
+            fsync(stateFD)
+            systemClose(stateFD)
+            stateFD = -1
+        }
+    }
+
+    deinit { close() }
+
+    // MARK: - Writing and repairing
+
+    private func writeData(_ batches: [LinkSinkBatch]) throws {
+        if batches.count == 1 {
+            try batches[0].lines.withUnsafeReadableBytes { bytes throws in
+                try writeAll(dataFD, bytes, at: committed, what: path)
+            }
+            return
+        }
+        // Group commit: one write for every client's batch.
+        var group = ByteBuffer()
+        group.reserveCapacity(batches.reduce(0) { $0 + $1.lines.readableBytes })
+        for batch in batches { group.writeImmutableBuffer(batch.lines) }
+        try group.withUnsafeReadableBytes { bytes throws in try writeAll(dataFD, bytes, at: committed, what: path) }
+    }
+
+    /// Puts both files back at the last commit. After a failed fsync the kernel may have dropped dirty pages
+    /// and forgotten the error (PostgreSQL's 2018 "fsyncgate"), so the data descriptor is reopened too.
+    private func repair() throws {
+        guard ftruncate(dataFD, off_t(committed)) == 0 else { throw Self.failure("cannot cut \(path) back to its last commit", errno) }
+        guard ftruncate(stateFD, off_t(stateLength)) == 0 else { throw Self.failure("cannot cut \(statePath) back", errno) }
+        let reopened = open(path, O_RDWR | O_CLOEXEC)
+        guard reopened >= 0 else { throw Self.failure("cannot reopen \(path)", errno) }
+        systemClose(dataFD)
+        dataFD = reopened
+        needsRepair = false
+    }
+
+    private func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int64, what: String) throws {
+        var written = 0
+        var limit = bytes.count
+        var injected: Int32?
+        if fd == dataFD, let fault = injectWriteFailure {
+            injectWriteFailure = nil
+            limit = min(limit, fault.afterBytes)
+            injected = fault.errno
+        }
+        while written < limit {
+            let n = pwrite(fd, bytes.baseAddress! + written, limit - written, off_t(offset) + off_t(written))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw Self.failure("cannot write \(what)", errno)
+            }
+            written += n
+        }
+        if let injected { throw Self.failure("cannot write \(what)", injected) }
+    }
+
+    private func sync(_ fd: Int32, what: String) throws {
+        if let code = injectFsyncFailure {
+            injectFsyncFailure = nil
+            throw Self.failure("cannot fsync \(what)", code)
+        }
+        guard fsync(fd) == 0 else { throw Self.failure("cannot fsync \(what)", errno) }
+    }
+
+    private var currentLog: FileSinkStateLog {
+        var log = FileSinkStateLog()
+        log.length = committed
+        log.marks = book.marks
+        return log
+    }
+
+    /// Replaces the state log with a snapshot: write a temporary file, fsync it, rename it over the log,
+    /// fsync the directory. A crash at any point leaves either the old log or the new one.
+    private func rewriteStateLog(with log: FileSinkStateLog) throws {
+        let text = Array(log.snapshot(identity: identity).utf8)
+        let temporary = statePath + ".tmp"
+        let fd = open(temporary, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw Self.failure("cannot write \(temporary)", errno, fatal: true) }
+        do {
+            try text.withUnsafeBytes { bytes throws in try writeAll(fd, bytes, at: 0, what: temporary) }
+            guard fsync(fd) == 0 else { throw Self.failure("cannot fsync \(temporary)", errno) }
+            guard rename(temporary, statePath) == 0 else { throw Self.failure("cannot replace \(statePath)", errno) }
+        } catch {
+            systemClose(fd)
+            unlink(temporary)
+            throw error
+        }
+        Self.syncDirectory(of: statePath)
+        if stateFD >= 0 { systemClose(stateFD) }
+        stateFD = fd
+        stateLength = Int64(text.count)
+        recordsSinceCompaction = 0
+    }
+
+    private static func syncDirectory(of path: String) {
+        let directory = path.lastIndex(of: "/").map { String(path[..<$0]) }.flatMap { $0.isEmpty ? "/" : $0 } ?? "."
+        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 {
+            fsync(fd)
+            systemClose(fd)
+        }
+    }
+
+    /// Reads the state log; nil when there is none.
+    private static func readStateLog(_ path: String) throws -> FileSinkStateLog? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 {
+            if errno == ENOENT { return nil }
+            throw failure("cannot read \(path)", errno, fatal: true)
+        }
+        defer { systemClose(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = read(fd, &chunk, chunk.count)
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw failure("cannot read \(path)", errno, fatal: true) }
+            if n == 0 { break }
+            bytes += chunk[0..<n]
+        }
+        return FileSinkStateLog(parsing: bytes)
+    }
+
+    /// A sink error from an errno. Space, quota, size and I/O errors may clear up, so they are retried; a
+    /// descriptor or argument error will not.
+    static func failure(_ what: String, _ code: Int32, fatal: Bool = false) -> LinkSinkError {
+        let retryable = !fatal && ![EBADF, EINVAL, EPIPE, EISDIR, ENOENT, EACCES, EPERM].contains(code)
+        return LinkSinkError("\(what): \(String(cString: strerror(code)))", isRetryable: retryable)
+    }
+}
+
+@available(*, unavailable)
+extension FileSinkStore: Sendable {}
+
+/// libc's close(2), callable from types that have a `close()` of their own.
+func systemClose(_ fd: Int32) {
+    _ = close(fd)
+}

@@ -1,0 +1,65 @@
+public import NIOCore
+
+/// Consecutive messages of one stream from one connection, stored or refused as a unit.
+///
+/// The bytes are kept the way line-oriented sinks write them — every message followed by a newline, all in
+/// one buffer — so a file sink writes a batch with one call; ``messages`` gives each message's own bytes,
+/// with its sequence number, to any other kind of sink.
+public struct LinkSinkBatch: Sendable {
+    public var key: LinkStreamKey
+    /// The epoch of the connection that received the batch (see ``LinkSink``).
+    public var epoch: UInt64
+    /// The sequence of the first message; the rest follow without gaps.
+    public var firstSequence: UInt64
+    /// Every message followed by `\n`. Empty when the sink does not need the bytes.
+    public private(set) var lines: ByteBuffer
+    /// The length of each message (without its newline).
+    public private(set) var lengths: [UInt32]
+    /// How many messages, when lengths are not kept (a sink that needs no bytes).
+    private var countWithoutBytes: Int
+
+    public init(key: LinkStreamKey, epoch: UInt64, firstSequence: UInt64, lines: ByteBuffer = ByteBuffer(), lengths: [UInt32] = []) {
+        self.key = key
+        self.epoch = epoch
+        self.firstSequence = firstSequence
+        self.lines = lines
+        self.lengths = lengths
+        self.countWithoutBytes = 0
+    }
+
+    /// Messages in the batch.
+    public var count: Int { lengths.isEmpty ? countWithoutBytes : lengths.count }
+    public var isEmpty: Bool { count == 0 }
+    /// The sequence of the last message (one before ``firstSequence`` when empty).
+    public var lastSequence: UInt64 { firstSequence &+ UInt64(count) &- 1 }
+
+    /// Each message with its sequence number.
+    public var messages: some Sequence<(sequence: UInt64, bytes: ByteBuffer)> {
+        var offset = lines.readerIndex
+        var sequence = firstSequence
+        let lines = self.lines
+        return lengths.lazy.map { length in
+            defer {
+                offset += Int(length) + 1
+                sequence += 1
+            }
+            return (sequence, lines.getSlice(at: offset, length: Int(length))!)
+        }
+    }
+
+    /// Appends one message (the server's receive path).
+    mutating func append(_ bytes: UnsafeRawBufferPointer, keepBytes: Bool) {
+        guard keepBytes else {
+            countWithoutBytes += 1
+            return
+        }
+        lines.writeBytes(bytes)
+        lines.writeInteger(UInt8(ascii: "\n"))
+        lengths.append(UInt32(bytes.count))
+    }
+
+    /// Reserves room for about `bytes` more bytes of lines.
+    mutating func reserve(bytes: Int) {
+        lines.reserveCapacity(minimumWritableBytes: bytes)
+    }
+}

@@ -1,0 +1,174 @@
+import CoreMetrics
+import Logging
+import NIOCore
+import NIOConcurrencyHelpers
+
+/// Feeds a ``LinkSink`` from every connection of a server: one call at a time, in arrival order, with every
+/// batch that waited during a commit stored together in the next one (group commit: one write and one fsync
+/// for many clients).
+///
+/// Connections submit from their event loops and get a future back on the same loop; nothing here ever runs
+/// sink work on an event loop. While the sink fails with a retryable error (a full disk), the failed group is
+/// retried with capped, jittered backoff and connections simply wait (they stop reading meanwhile); the state
+/// is logged when it starts, every 30 s while it lasts, and when it ends, and is the metric
+/// `linger_link_sink_failing`. An error that a retry cannot fix fails everything waiting and ends ``run()``.
+final class SinkCommitter: Sendable {
+    private enum Work {
+        case claim(clientID: String, promise: EventLoopPromise<LinkSinkClaim>)
+        case commit(LinkSinkBatch, promise: EventLoopPromise<LinkCommitOutcome>)
+    }
+
+    private struct State {
+        var queue: [Work] = []
+        var finished = false
+        var fatal: LinkSinkError?
+    }
+
+    let sink: any LinkSink
+    private let logger: Logger
+    private let metrics: LinkMetrics
+    private let retryBackoff: ReconnectBackoff
+    private let state = NIOLockedValueBox(State())
+    private let wakeups: AsyncStream<Void>
+    private let wake: AsyncStream<Void>.Continuation
+
+    init(sink: any LinkSink, logger: Logger, metrics: LinkMetrics, retryBackoff: ReconnectBackoff = ReconnectBackoff(initial: .milliseconds(50), maximum: .seconds(2))) {
+        self.sink = sink
+        self.logger = logger
+        self.metrics = metrics
+        self.retryBackoff = retryBackoff
+        (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Fences earlier connections of `clientID` (see ``LinkSink``) and returns its epoch and marks.
+    func claim(clientID: String, on eventLoop: any EventLoop) -> EventLoopFuture<LinkSinkClaim> {
+        let promise = eventLoop.makePromise(of: LinkSinkClaim.self)
+        submit(.claim(clientID: clientID, promise: promise))
+        return promise.futureResult
+    }
+
+    /// Stores `batch` in the next group commit.
+    func commit(_ batch: LinkSinkBatch, on eventLoop: any EventLoop) -> EventLoopFuture<LinkCommitOutcome> {
+        let promise = eventLoop.makePromise(of: LinkCommitOutcome.self)
+        submit(.commit(batch, promise: promise))
+        return promise.futureResult
+    }
+
+    private func submit(_ work: Work) {
+        let refusal: LinkSinkError? = state.withLockedValue { state in
+            if let fatal = state.fatal { return fatal }
+            if state.finished { return LinkSinkError("the server is shutting down", isRetryable: false) }
+            state.queue.append(work)
+            return nil
+        }
+        if let refusal { Self.fail(work, refusal) } else { wake.yield() }
+    }
+
+    /// Stops taking work; ``run()`` returns once what was already submitted is done.
+    func finish() {
+        state.withLockedValue { $0.finished = true }
+        wake.finish()
+    }
+
+    /// Runs the sink until ``finish()`` (after the queue drains) or cancellation.
+    /// - Throws: the sink's error when a retry cannot fix it; everything waiting has failed with it then.
+    func run() async throws {
+        for await _ in wakeups {
+            try await drain()
+        }
+        try await drain()
+    }
+
+    private func drain() async throws {
+        while let group = takeGroup() {
+            try await perform(group)
+        }
+    }
+
+    /// The next unit of work: one claim, or every commit queued before the next claim.
+    private func takeGroup() -> [Work]? {
+        state.withLockedValue { state in
+            guard let first = state.queue.first else { return nil }
+            if case .claim = first {
+                state.queue.removeFirst()
+                return [first]
+            }
+            let end = state.queue.firstIndex { if case .claim = $0 { true } else { false } } ?? state.queue.endIndex
+            let group = Array(state.queue[..<end])
+            state.queue.removeFirst(end)
+            return group
+        }
+    }
+
+    private func perform(_ group: [Work]) async throws {
+        var backoff = retryBackoff
+        var failingSince: ContinuousClock.Instant?
+        var lastReport = ContinuousClock.now
+        var attempts = 0
+        while true {
+            do {
+                try await execute(group)
+                if let failingSince {
+                    let seconds = (ContinuousClock.now - failingSince).components.seconds
+                    logger.warning("the sink recovered after \(seconds)s and \(attempts) retries; delivery resumes")
+                    metrics.sinkFailing.record(0)
+                }
+                return
+            } catch let error as LinkSinkError where error.isRetryable {
+                attempts += 1
+                metrics.sinkRetries.increment()
+                if failingSince == nil {
+                    failingSince = .now
+                    lastReport = .now
+                    metrics.sinkFailing.record(1)
+                    logger.error("the sink is failing: \(error.message); clients wait (no data is acknowledged) while it is retried")
+                } else if ContinuousClock.now - lastReport >= .seconds(30) {
+                    lastReport = .now
+                    let seconds = (ContinuousClock.now - failingSince!).components.seconds
+                    logger.error("the sink is still failing after \(seconds)s: \(error.message)")
+                }
+                do {
+                    try await Task.sleep(for: backoff.next())
+                } catch {
+                    let stopped = LinkSinkError("the server stopped while the sink was failing: \(error)", isRetryable: false)
+                    for work in group { Self.fail(work, stopped) }
+                    throw stopped
+                }
+            } catch {
+                let fatal = (error as? LinkSinkError) ?? LinkSinkError("\(error)", isRetryable: false)
+                logger.critical("the sink failed and cannot recover: \(fatal.message)")
+                let waiting = state.withLockedValue { state -> [Work] in
+                    state.fatal = fatal
+                    defer { state.queue.removeAll() }
+                    return state.queue
+                }
+                for work in group + waiting { Self.fail(work, fatal) }
+                throw fatal
+            }
+        }
+    }
+
+    private func execute(_ group: [Work]) async throws {
+        if case .claim(let clientID, let promise) = group.first {
+            promise.succeed(try await sink.claim(clientID: clientID))
+            return
+        }
+        var batches: [LinkSinkBatch] = []
+        var promises: [EventLoopPromise<LinkCommitOutcome>] = []
+        batches.reserveCapacity(group.count)
+        for case .commit(let batch, let promise) in group {
+            batches.append(batch)
+            promises.append(promise)
+        }
+        let outcomes = try await sink.commit(batches)
+        metrics.commitGroups.increment()
+        for (promise, outcome) in zip(promises, outcomes) { promise.succeed(outcome) }
+    }
+
+    private static func fail(_ work: Work, _ error: LinkSinkError) {
+        switch work {
+        case .claim(_, let promise): promise.fail(error)
+        case .commit(_, let promise): promise.fail(error)
+        }
+    }
+}

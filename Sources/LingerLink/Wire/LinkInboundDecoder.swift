@@ -1,0 +1,59 @@
+import NIOCore
+
+/// What the server's decoder hands on: one control frame, or a run of consecutive whole DATA frames left in
+/// their wire form (no `LinkFrame` and no slice per message: the server's session walks them in place).
+enum LinkInbound {
+    case frame(LinkFrame)
+    /// One or more complete DATA frames, back to back.
+    case data(ByteBuffer)
+}
+
+/// The server's frame decoder: honours the configured maximum frame length (checked on the length field,
+/// before the frame is buffered) and groups consecutive DATA frames into one ``LinkInbound/data(_:)``.
+/// NIO's cumulation handles frames that straddle reads, whatever their size.
+struct LinkInboundDecoder: ByteToMessageDecoder {
+    typealias InboundOut = LinkInbound
+
+    let maximumFrameLength: UInt32
+
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let run = try Self.readDataRun(&buffer, maximumFrameLength: maximumFrameLength) else {
+            guard let frame = try buffer.readLinkFrame(maximumLength: maximumFrameLength) else { return .needMoreData }
+            context.fireChannelRead(Self.wrapInboundOut(.frame(frame)))
+            return .continue
+        }
+        context.fireChannelRead(Self.wrapInboundOut(.data(run)))
+        return .continue
+    }
+
+    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+        while try decode(context: context, buffer: &buffer) == .continue {}
+        if buffer.readableBytes > 0 {
+            let leftover = buffer.readableBytes
+            buffer.moveReaderIndex(forwardBy: leftover)
+            throw LinkProtocolError(.leftoverBytes(leftover))
+        }
+        return .needMoreData
+    }
+
+    /// Consumes the complete DATA frames at the front of `buffer`, as one slice; nil when the next frame is
+    /// not a complete DATA frame (another type, or more bytes needed).
+    static func readDataRun(_ buffer: inout ByteBuffer, maximumFrameLength: UInt32) throws(LinkProtocolError) -> ByteBuffer? {
+        let length = buffer.withUnsafeReadableBytes { bytes -> Int in
+            var offset = 0
+            while bytes.count - offset >= 5 {
+                let frameLength = UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+                guard bytes[offset + 4] == LinkFrame.Kind.data.rawValue, frameLength >= 9, frameLength <= maximumFrameLength,
+                    bytes.count - offset >= 4 + Int(frameLength)
+                else { break }
+                offset += 4 + Int(frameLength)
+            }
+            return offset
+        }
+        guard length > 0 else { return nil }
+        return buffer.readSlice(length: length)
+    }
+}
+
+@available(*, unavailable)
+extension LinkInboundDecoder: Sendable {}

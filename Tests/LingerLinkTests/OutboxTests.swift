@@ -1,0 +1,44 @@
+@testable import LingerLink
+import NIOCore
+import Testing
+
+struct OutboxTests {
+    @Test func resendsExactlyWhatTheServerLacks() {
+        var outbox = Outbox()
+        var batch = LinkBatch()
+        for i in 1...10 { batch.append(Array("m\(i)".utf8)) }
+        #expect(outbox.append(batch: batch) == 10)
+        #expect(outbox.takeUnsent().reduce(0) { $0 + $1.readableBytes } == outbox.bytes)
+        outbox.acknowledge(through: 4)
+        #expect(outbox.count == 6)
+        // Reconnect: the server holds 6 (its ack for 5 and 6 was lost with the connection).
+        #expect(outbox.resume(serverHighest: 6) == 4)
+        var resent = ByteBuffer()
+        for var slice in outbox.takeUnsent() { resent.writeBuffer(&slice) }
+        var sequences: [UInt64] = []
+        while let frame = try? resent.readLinkFrame(maximumLength: 1024) {
+            if case .data(let sequence, _) = frame { sequences.append(sequence) }
+        }
+        #expect(sequences == [7, 8, 9, 10])
+        outbox.acknowledge(through: 10)
+        #expect(outbox.isEmpty && outbox.bytes == 0)
+    }
+
+    @Test func aServerAheadMovesNumberingOn() {
+        var outbox = Outbox()
+        #expect(outbox.resume(serverHighest: 500) == 0)
+        var batch = LinkBatch()
+        batch.append(Array("x".utf8))
+        #expect(outbox.append(batch: batch) == 501)
+    }
+
+    @Test func backoffIsJitteredAndCapped() {
+        var backoff = ReconnectBackoff(initial: .milliseconds(100), maximum: .seconds(2))
+        var generator = SplitMix64(seed: 1)
+        let delays = (0..<50).map { _ in backoff.next(using: &generator) }
+        #expect(delays.allSatisfy { $0 >= .milliseconds(100) && $0 <= .seconds(2) })
+        #expect(Set(delays).count > 10, "jittered, not a fixed sequence")
+        #expect(delays.contains { $0 > .seconds(1) }, "grows toward the cap")
+    }
+}
+

@@ -1,0 +1,175 @@
+@testable import LingerLink
+import NIOCore
+import Testing
+
+/// The server's state machine, fed events with no channel: every decision of a connection.
+struct ServerSessionTests {
+    static let configuration = ServerSession.Configuration(
+        tokens: [], serverID: "t", keepMessageBytes: true, acceptsNewlines: false, pendingLimit: 1024)
+
+    /// A session that has said HELLO and got its claim (epoch, mark).
+    private func streaming(epoch: UInt64 = 1, mark: UInt64 = 0, tokens: [String] = []) -> ServerSession {
+        var configuration = Self.configuration
+        configuration.tokens = tokens
+        var session = ServerSession(configuration: configuration)
+        #expect(session.frameReceived(hello()) == .claim(clientID: "c1"))
+        #expect(session.claimed(LinkSinkClaim(epoch: epoch, marks: ["": mark]), isNewest: true)
+            == .welcome(serverID: "t", mark: mark, keepalive: .milliseconds(1000)))
+        return session
+    }
+
+    @Test func resumesAtTheMarkDedupesAndCommitsWhatFollows() {
+        var session = streaming(mark: 2)
+        guard case .commit(let batch) = session.dataReceived(dataRun(1...4)) else {
+            Issue.record("expected a commit")
+            return
+        }
+        #expect(batch.firstSequence == 3 && batch.count == 2 && text(batch) == "m3\nm4\n", "1 and 2 are already stored")
+        #expect(session.lastDuplicates == 2 && session.lastAccepted == 2)
+        #expect(session.committed(.stored) == .acknowledge(through: 4, next: nil))
+    }
+
+    @Test func whatArrivesDuringACommitGoesInTheNextOneAndReadingStopsAtTheLimit() {
+        var session = streaming()
+        guard case .commit = session.dataReceived(dataRun(1...1)) else { Issue.record("expected a commit"); return }
+        #expect(session.dataReceived(dataRun(2...3)) == .none, "held while a commit is in flight")
+        #expect(session.shouldRead)
+        _ = session.dataReceived(dataRun(4...200, payload: { _ in String(repeating: "x", count: 20) }))
+        #expect(!session.shouldRead, "over the pending limit while the sink works: backpressure")
+        #expect(session.isWaitingForSink)
+        #expect(session.readIdle(timeout: .seconds(1)) == .none, "silence while we wait for the sink is not the client's")
+        #expect(session.writeIdle() == .ping, "the waiting client hears from us")
+        guard case .acknowledge(1, let next?) = session.committed(.stored) else { Issue.record("expected ack and next"); return }
+        #expect(next.firstSequence == 2 && next.count == 199)
+        #expect(session.shouldRead)
+    }
+
+    @Test func aGapIsAProtocolError() {
+        var session = streaming()
+        guard case .error(.protocolError, let text) = session.dataReceived(dataRun([1, 3])) else {
+            Issue.record("expected ERROR")
+            return
+        }
+        #expect(text.contains("skips"))
+        #expect(session.dataReceived(dataRun(4...4)) == .none, "nothing is accepted after an ERROR")
+    }
+
+    @Test func aLineSinkRefusesAMessageWithANewline() {
+        var session = streaming()
+        let action = session.dataReceived(dataRun(1...1, payload: { _ in "two\nlines" }))
+        #expect(action == .error(.messageRefused, ""))
+        #expect(!LinkCloseCode.messageRefused.isRetryable)
+    }
+
+    @Test(arguments: ["wrong", "good\0", "good" + String(repeating: "\0", count: 256), "goo", ""])
+    func aTokenThatIsNotExactlyRightIsRefused(_ token: String) {
+        var session = ServerSession(configuration: .init(tokens: ["good"], serverID: "t", keepMessageBytes: true, acceptsNewlines: true, pendingLimit: 1024))
+        #expect(session.frameReceived(hello(token: token)) == .error(.unauthorized, ""))
+    }
+
+    @Test func theRightTokenAndVersionAreAccepted() {
+        var session = ServerSession(configuration: .init(tokens: ["good"], serverID: "t", keepMessageBytes: true, acceptsNewlines: true, pendingLimit: 1024))
+        #expect(session.frameReceived(hello(token: "good")) == .claim(clientID: "c1"))
+        var old = ServerSession(configuration: Self.configuration)
+        #expect(old.frameReceived(.hello(.init(version: 1, clientID: "c1", token: ""))) == .error(.unsupportedVersion, ""))
+    }
+
+    @Test func peerEOFCommitsWhatIsPendingAcknowledgesAndCloses() {
+        var session = streaming()
+        guard case .commit = session.dataReceived(dataRun(1...2)) else { Issue.record("expected a commit"); return }
+        _ = session.dataReceived(dataRun(3...3))
+        #expect(session.inputClosed() == .none, "waits for the commit in flight")
+        guard case .commit(let last) = session.committed(.stored) else { Issue.record("expected the last commit"); return }
+        #expect(last.firstSequence == 3)
+        #expect(session.committed(.stored) == .acknowledgeAndClose(through: 3))
+    }
+
+    @Test func idleTimeoutSendsGoAwayAndTheDeadlineCloses() {
+        var session = streaming()
+        #expect(session.readIdle(timeout: .seconds(30)) == .goAway(.idleTimeout, ""))
+        #expect(session.readIdle(timeout: .seconds(30)) == .none, "only once")
+        #expect(session.closeDeadlinePassed() == .close)
+    }
+
+    // MARK: - Takeover at every step of the old connection's life (issue: fence the session)
+
+    @Test func takeoverBeforeHelloCompletes() {
+        var session = ServerSession(configuration: Self.configuration)
+        #expect(session.frameReceived(hello()) == .claim(clientID: "c1"))
+        // A newer connection's claim was recorded first: this one is stale on arrival.
+        #expect(session.claimed(LinkSinkClaim(epoch: 1, marks: [:]), isNewest: false) == .goAway(.replaced, ""))
+        #expect(session.dataReceived(dataRun(1...1)) == .none, "a replaced connection stores nothing")
+    }
+
+    @Test func takeoverDuringAStoreIsFencedBySinkAndConnectionIsDismissed() async throws {
+        var old = streaming(epoch: 1)
+        guard case .commit(let inFlight) = old.dataReceived(dataRun(1...3)) else { Issue.record("expected a commit"); return }
+        // The new connection claims before the old one's commit reaches the sink.
+        let sink = DiscardSink()
+        _ = try await sink.claim(clientID: "c1")  // epoch 1: the old connection
+        let newer = try await sink.claim(clientID: "c1")
+        #expect(newer.epoch == 2 && newer.marks.isEmpty)
+        #expect(try await sink.commit([inFlight]) == [.fenced], "the stale epoch is refused inside the commit")
+        #expect(old.committed(.fenced) == .goAway(.replaced, ""))
+        #expect(old.clientID == "c1")
+    }
+
+    @Test func takeoverAfterAnAckKeepsWhatWasAcknowledged() async throws {
+        let sink = DiscardSink()
+        let claim = try await sink.claim(clientID: "c1")
+        var old = streaming(epoch: claim.epoch)
+        guard case .commit(let batch) = old.dataReceived(dataRun(1...5)) else { Issue.record("expected a commit"); return }
+        #expect(try await sink.commit([batch]) == [.stored])
+        #expect(old.committed(.stored) == .acknowledge(through: 5, next: nil))
+        let newer = try await sink.claim(clientID: "c1")
+        #expect(newer.marks[""] == 5, "the new connection resumes after everything acknowledged")
+        #expect(old.replaced() == .goAway(.replaced, ""))
+        _ = old.dataReceived(dataRun(6...7))
+        #expect(try await sink.commit([LinkSinkBatch(key: .init(clientID: "c1"), epoch: claim.epoch, firstSequence: 6, lines: ByteBuffer(string: "x\n"), lengths: [1])]) == [.fenced])
+    }
+
+    @Test func takeoverDuringTheCloseDeadlineChangesNothing() {
+        var old = streaming()
+        #expect(old.shutdownRequested() == .goAway(.shuttingDown, ""))
+        #expect(old.replaced() == .none, "already leaving: no second GOAWAY")
+        #expect(old.closeDeadlinePassed() == .close)
+    }
+
+    @Test func tooLargeAndMalformedFramesAreFinalRefusals() {
+        var session = streaming()
+        #expect(session.protocolError(LinkProtocolError(.frameTooLarge(length: 99, limit: 10))) == .error(.messageTooLarge, ""))
+        #expect(!LinkCloseCode.messageTooLarge.isRetryable && !LinkCloseCode.protocolError.isRetryable)
+        #expect(!LinkCloseCode.replaced.isRetryable && LinkCloseCode.sinkFailure.isRetryable)
+    }
+}
+
+struct ClientSessionTests {
+    @Test func pingsWhenQuietAndReplacesAHalfOpenConnection() {
+        var session = ClientSession(pingInterval: .seconds(1), idleTimeout: .seconds(3))
+        #expect(session.frameReceived(.welcome(serverID: "s", highestAccepted: 7)) == .established(mark: 7))
+        #expect(session.readIdle() == .ping)
+        #expect(session.readIdle() == .ping)
+        #expect(session.frameReceived(.ping(token: 0)) == .pong(0), "a server PING counts as life and is answered")
+        #expect(session.readIdle() == .ping)
+        #expect(session.readIdle() == .ping)
+        #expect(session.readIdle() == .replace, "three quiet intervals: the server is gone")
+    }
+
+    @Test func refusalsAreFinalUnlessTheCodeSaysOtherwise() {
+        var replaced = ClientSession(pingInterval: .seconds(1), idleTimeout: .seconds(3))
+        _ = replaced.frameReceived(.welcome(serverID: "s", highestAccepted: 0))
+        #expect(replaced.frameReceived(.goAway(code: .replaced, text: "another sender")) == .refused(.replaced, "another sender"))
+        var shutdown = ClientSession(pingInterval: .seconds(1), idleTimeout: .seconds(3))
+        _ = shutdown.frameReceived(.welcome(serverID: "s", highestAccepted: 0))
+        #expect(shutdown.frameReceived(.goAway(code: .shuttingDown, text: "bye")) == .dismissed(.shuttingDown, "bye"))
+        #expect(shutdown.readIdle() == .none, "no PING while closing")
+    }
+
+    @Test func closeIsClientFirstAndEOFClosesAtOnce() {
+        var session = ClientSession(pingInterval: .seconds(1), idleTimeout: .seconds(3))
+        _ = session.frameReceived(.welcome(serverID: "s", highestAccepted: 0))
+        #expect(session.closeRequested() == .closeGracefully(last: .goAway(code: .shuttingDown, text: "client closing")))
+        #expect(session.frameReceived(.ack(sequence: 3)) == .acknowledged(3), "an ACK while closing still counts")
+        #expect(session.inputClosed() == .close)
+    }
+}
