@@ -327,9 +327,11 @@ struct ServerSession {
         }
     }
 
-    /// Nothing was written for the keepalive interval: a PING keeps a client that waits for us alive.
+    /// Nothing was written for the keepalive interval: while the client waits for our sink (and we do not
+    /// read its PINGs), a PING from us keeps it from presuming the connection dead. Otherwise the client's own
+    /// PINGs and our PONGs suffice.
     mutating func writeIdle() -> Action {
-        if case .streaming = state { return .ping }
+        if case .streaming = state, isWaitingForSink { return .ping }
         return .none
     }
 

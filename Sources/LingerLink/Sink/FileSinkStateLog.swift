@@ -8,17 +8,21 @@
 /// c <length> <client id> <stream> <seq>    after a commit: the data file's committed length, and the
 ///                                          stream's new high-water mark (stream "=" is the unnamed one)
 /// a <length>                               content adopted with --adopt-existing (not written by linger)
+/// h <length> <fnv-1a 64 of those bytes>    the data file's first bytes (up to 4 KiB), written while it is
+///                                          that short: with the inode, how a replaced file is recognised
 /// ```
 ///
 /// Lines of the first format (`<length> <client id> <seq>`, no header) are read as `c` records of the
 /// unnamed stream, so a state log written by an older linger still resumes.
-struct FileSinkStateLog: Equatable {
+struct FileSinkStateLog {
     struct Identity: Equatable {
         var device: UInt64
         var inode: UInt64
     }
 
     var identity: Identity?
+    /// A fingerprint of the data file's head: how many bytes, and their FNV-1a hash.
+    var head: (length: Int64, hash: UInt64)?
     /// The data file's length that the log proves linger wrote or adopted.
     var length: Int64 = 0
     var marks: [LinkStreamKey: UInt64] = [:]
@@ -54,6 +58,9 @@ struct FileSinkStateLog: Equatable {
             guard let length = Int64(fields[1]), let sequence = UInt64(fields[4]) else { return false }
             self.length = length
             marks[LinkStreamKey(clientID: fields[2], stream: fields[3] == Self.unnamedStream ? "" : fields[3])] = sequence
+        case "h" where fields.count == 3:
+            guard let length = Int64(fields[1]), let hash = UInt64(fields[2]) else { return false }
+            head = (length, hash)
         case "a" where fields.count == 2:
             guard let length = Int64(fields[1]) else { return false }
             self.length = length
@@ -74,9 +81,25 @@ struct FileSinkStateLog: Equatable {
 
     static func adoptRecord(length: Int64) -> String { "a \(length)\n" }
 
+    static func headRecord(length: Int64, hash: UInt64) -> String { "h \(length) \(hash)\n" }
+
+    /// How many leading bytes of the data file the head fingerprint covers at most.
+    static let headLimit: Int64 = 4096
+
+    /// FNV-1a, 64 bits: enough to tell one file's head from another's, not a defence against forgery.
+    static func fingerprint(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01b3
+        }
+        return hash
+    }
+
     /// The whole state in as few records as possible: what compaction writes.
     func snapshot(identity: Identity) -> String {
         var text = Self.header(identity) + Self.adoptRecord(length: length)
+        if let head { text += Self.headRecord(length: head.length, hash: head.hash) }
         for (key, mark) in marks.sorted(by: { ($0.key.clientID, $0.key.stream) < ($1.key.clientID, $1.key.stream) }) {
             text += Self.commitRecord(length: length, key: key, sequence: mark)
         }

@@ -25,6 +25,7 @@ final class FileSinkStore {
     private(set) var committed: Int64 = 0
     private var stateLength: Int64 = 0
     private var book = MarkBook()
+    private var head: (length: Int64, hash: UInt64)?
     private var recordsSinceCompaction = 0
     private var lastSync: ContinuousClock.Instant = .now
     /// Set after a failure whose repair itself failed: the next call repairs before it writes.
@@ -73,6 +74,7 @@ final class FileSinkStore {
         }
         committed = log.length
         book = MarkBook(marks: log.marks)
+        head = log.head
         stateLength = 0
         if size > committed {
             // Written but never recorded before a crash: no client was acknowledged for it, and they resend.
@@ -99,6 +101,12 @@ final class FileSinkStore {
                 "\(path) is not the file its state log describes (inode \(identity.inode), the log names inode "
                     + "\(recorded.inode)): it was replaced outside linger; move both files aside to start over, "
                     + "or remove \(statePath) and start with --adopt-existing", isRetryable: false)
+        }
+        if let head = log.head, head.length <= size, (try? fingerprint(length: head.length)) != head.hash {
+            throw LinkSinkError(
+                "\(path) does not begin with the bytes its state log records: it was replaced outside linger; move "
+                    + "both files aside to start over, or remove \(statePath) and start with --adopt-existing",
+                isRetryable: false)
         }
         if size < log.length {
             throw LinkSinkError(
@@ -139,6 +147,7 @@ final class FileSinkStore {
             length += Int64(batch.lines.readableBytes)
             records += FileSinkStateLog.commitRecord(length: length, key: batch.key, sequence: batch.lastSequence)
         }
+        var newHead = head
         let syncNow: Bool
         switch policy {
         case .everyBatch: syncNow = true
@@ -147,6 +156,12 @@ final class FileSinkStore {
         }
         do {
             try writeData(stored)
+            if (head?.length ?? 0) < min(length, FileSinkStateLog.headLimit) {
+                // While the file is short, its head grows: record it, so a replaced file is recognised.
+                let covered = min(length, FileSinkStateLog.headLimit)
+                newHead = (covered, try fingerprint(length: covered))
+                records += FileSinkStateLog.headRecord(length: covered, hash: newHead!.hash)
+            }
             if syncNow { try sync(dataFD, what: path) }
             try Array(records.utf8).withUnsafeBytes { bytes throws in
                 try writeAll(stateFD, bytes, at: stateLength, what: statePath)
@@ -160,6 +175,7 @@ final class FileSinkStore {
             throw error
         }
         if syncNow { lastSync = .now }
+        head = newHead
         committed = length
         stateLength += Int64(records.utf8.count)
         for batch in stored { book.record(batch) }
@@ -246,7 +262,16 @@ final class FileSinkStore {
         var log = FileSinkStateLog()
         log.length = committed
         log.marks = book.marks
+        log.head = head
         return log
+    }
+
+    /// The FNV-1a fingerprint of the data file's first `length` bytes.
+    private func fingerprint(length: Int64) throws -> UInt64 {
+        var bytes = [UInt8](repeating: 0, count: Int(length))
+        let n = bytes.withUnsafeMutableBytes { pread(dataFD, $0.baseAddress, Int(length), 0) }
+        guard n == Int(length) else { throw Self.failure("cannot read \(path)", n < 0 ? errno : EIO) }
+        return bytes.withUnsafeBytes { FileSinkStateLog.fingerprint($0) }
     }
 
     /// Replaces the state log with a snapshot: write a temporary file, fsync it, rename it over the log,

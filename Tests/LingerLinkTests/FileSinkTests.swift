@@ -1,0 +1,162 @@
+import Foundation
+@testable import LingerLink
+import NIOCore
+import Testing
+
+/// The file sink's promises, on real files: what a failed write, a failed fsync, a crash or a stranger's file
+/// leaves behind.
+struct FileSinkTests {
+    let directory: String
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("linger-sink-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+
+    private var data: String { directory + "/out.log" }
+    private var state: String { data + ".linger-state" }
+
+    private func contents(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "<missing>" }
+
+    private func batch(_ client: String = "c1", epoch: UInt64 = 1, from first: UInt64, _ lines: [String]) -> LinkSinkBatch {
+        var buffer = ByteBuffer()
+        for line in lines { buffer.writeString(line + "\n") }
+        return LinkSinkBatch(key: .init(clientID: client), epoch: epoch, firstSequence: first, lines: buffer, lengths: lines.map { UInt32($0.utf8.count) })
+    }
+
+    /// A store with `lines` of client c1 committed.
+    private func storeWith(_ lines: [String]) throws -> FileSinkStore {
+        let store = try FileSinkStore(path: data, policy: .everyBatch)
+        #expect(store.claim(clientID: "c1").epoch == 1)
+        #expect(try store.commit([batch(from: 1, lines)]) == [.stored])
+        return store
+    }
+
+    @Test func aWriteThatFailsPartWayLeavesBothFilesAtTheLastCommit() throws {
+        let store = try storeWith(["one", "two"])
+        let stateBefore = contents(state)
+        store.injectWriteFailure = (afterBytes: 5, errno: ENOSPC)
+        #expect(throws: LinkSinkError.self) { try store.commit([batch(from: 3, ["three", "four"])]) }
+        #expect(contents(data) == "one\ntwo\n", "the 5 bytes that reached the file were cut away")
+        #expect(contents(state) == stateBefore)
+        // The retry (the client resends the same messages) lands exactly once.
+        #expect(try store.commit([batch(from: 3, ["three", "four"])]) == [.stored])
+        #expect(contents(data) == "one\ntwo\nthree\nfour\n")
+        store.close()
+        let reopened = try FileSinkStore(path: data, policy: .everyBatch)
+        #expect(reopened.marks[.init(clientID: "c1")] == 4 && reopened.openingNotes.isEmpty)
+    }
+
+    @Test func anFsyncThatFailsIsTreatedAsLosingTheCommit() throws {
+        let store = try storeWith(["one"])
+        store.injectFsyncFailure = EIO
+        let error = try #require(throws: LinkSinkError.self) { try store.commit([batch(from: 2, ["two"])]) }
+        #expect(error.isRetryable, "an I/O error may clear up: the server retries, it does not drop clients")
+        #expect(contents(data) == "one\n")
+        #expect(store.marks[.init(clientID: "c1")] == 1, "not acknowledged, so not recorded")
+        #expect(try store.commit([batch(from: 2, ["two"])]) == [.stored])
+        #expect(contents(data) == "one\ntwo\n")
+    }
+
+    @Test func recoversFromDataCutMidRecordAndAStateLineCutMidWay() throws {
+        let store = try storeWith(["one", "two"])
+        store.close()
+        // A crash after the data write and mid-way through the state record: a torn tail on both files.
+        let handle = try #require(FileHandle(forWritingAtPath: data))
+        handle.seekToEndOfFile()
+        handle.write(Data("thr".utf8))
+        try handle.close()
+        let stateHandle = try #require(FileHandle(forWritingAtPath: state))
+        stateHandle.seekToEndOfFile()
+        stateHandle.write(Data("c 14 c1 = ".utf8))
+        try stateHandle.close()
+        let reopened = try FileSinkStore(path: data, policy: .everyBatch)
+        #expect(contents(data) == "one\ntwo\n", "the torn tail is cut back")
+        #expect(reopened.openingNotes.first?.contains("cut 3 unacknowledged bytes") == true, "\(reopened.openingNotes)")
+        #expect(reopened.marks[.init(clientID: "c1")] == 2)
+        #expect(!contents(state).contains("c 14 c1 = \n") && contents(state).hasSuffix("\n"), "the torn record is gone, not fused")
+        _ = reopened.claim(clientID: "c1")
+        #expect(try reopened.commit([batch(from: 3, ["three"])]) == [.stored])
+        #expect(contents(data) == "one\ntwo\nthree\n")
+    }
+
+    @Test func aNonEmptyFileWithoutAStateLogIsLeftAloneUnlessAdopted() throws {
+        let existing = (1...1000).map { "existing \($0)" }.joined(separator: "\n") + "\n"
+        try existing.write(toFile: data, atomically: true, encoding: .utf8)
+        let error = try #require(throws: LinkSinkError.self) { try FileSinkStore(path: data, policy: .everyBatch) }
+        #expect(error.message.contains("already holds \(existing.utf8.count) bytes") && error.message.contains("--adopt-existing"))
+        #expect(contents(data) == existing, "refused, never truncated")
+        let adopted = try FileSinkStore(path: data, policy: .everyBatch, adoptExisting: true)
+        _ = adopted.claim(clientID: "c1")
+        #expect(try adopted.commit([batch(from: 1, ["new"])]) == [.stored])
+        #expect(contents(data) == existing + "new\n")
+    }
+
+    @Test func adoptingAFileWithoutAFinalNewlineDoesNotFuseLines() throws {
+        try "half a line".write(toFile: data, atomically: true, encoding: .utf8)
+        let adopted = try FileSinkStore(path: data, policy: .everyBatch, adoptExisting: true)
+        _ = adopted.claim(clientID: "c1")
+        _ = try adopted.commit([batch(from: 1, ["next"])])
+        #expect(contents(data) == "half a line\nnext\n")
+    }
+
+    @Test func aLostStateLogDoesNotEmptyTheFile() throws {
+        let store = try storeWith(["shipped 1", "shipped 2"])
+        store.close()
+        try FileManager.default.removeItem(atPath: state)
+        #expect(throws: LinkSinkError.self) { try FileSinkStore(path: data, policy: .everyBatch) }
+        #expect(contents(data) == "shipped 1\nshipped 2\n")
+    }
+
+    @Test func aStateLogThatDisagreesWithTheFileIsAnErrorNotARepair() throws {
+        let store = try storeWith(["one", "two"])
+        store.close()
+        // Shorter than recorded: data that was acknowledged is missing.
+        try "one\n".write(toFile: data + ".short", atomically: false, encoding: .utf8)
+        let truncated = try #require(FileHandle(forWritingAtPath: data))
+        try truncated.truncate(atOffset: 4)
+        try truncated.close()
+        let shorter = try #require(throws: LinkSinkError.self) { try FileSinkStore(path: data, policy: .everyBatch) }
+        #expect(shorter.message.contains("shorter") && !shorter.isRetryable)
+        #expect(contents(data) == "one\n")
+        // A different file under the same name (replaced outside linger).
+        try FileManager.default.removeItem(atPath: data)
+        try "uno\ndos\nmore\n".write(toFile: data, atomically: false, encoding: .utf8)
+        let replaced = try #require(throws: LinkSinkError.self) { try FileSinkStore(path: data, policy: .everyBatch) }
+        #expect(replaced.message.contains("not the file its state log describes") || replaced.message.contains("does not begin with the bytes"), "\(replaced.message)")
+        #expect(contents(data) == "uno\ndos\nmore\n")
+    }
+
+    @Test func groupCommitStoresEveryClientInOneCommitAndFencesStaleEpochs() async throws {
+        let sink = try FileSink(path: data)
+        let a = try await sink.claim(clientID: "a")
+        let b = try await sink.claim(clientID: "b")
+        let bAgain = try await sink.claim(clientID: "b")  // b's first connection is now stale
+        let outcomes = try await sink.commit([
+            batch("a", epoch: a.epoch, from: 1, ["a1", "a2"]),
+            batch("b", epoch: b.epoch, from: 1, ["stale"]),
+            batch("b", epoch: bAgain.epoch, from: 1, ["b1"]),
+            batch("a", epoch: a.epoch, from: 3, ["a3"]),
+        ])
+        #expect(outcomes == [.stored, .fenced, .stored, .stored])
+        try await sink.close()
+        #expect(contents(data) == "a1\na2\nb1\na3\n")
+        let reopened = try FileSinkStore(path: data, policy: .none)
+        #expect(reopened.marks == [.init(clientID: "a"): 3, .init(clientID: "b"): 1])
+    }
+
+    @Test func theStateLogIsCompactedAndReadsOldLogs() throws {
+        // The first format: "<length> <client id> <seq>", no header.
+        try "one\ntwo\n".write(toFile: data, atomically: false, encoding: .utf8)
+        try "4 c1 1\n8 c1 2\n".write(toFile: state, atomically: false, encoding: .utf8)
+        let store = try FileSinkStore(path: data, policy: .none)
+        #expect(store.marks[.init(clientID: "c1")] == 2)
+        _ = store.claim(clientID: "c1")
+        for n in 3...12_003 { _ = try store.commit([batch(from: UInt64(n), ["\(n)"])]) }
+        store.close()
+        let lines = contents(state).split(separator: "\n")
+        #expect(lines.count < 5_000, "compacted, not one line per batch forever (\(lines.count) lines)")
+        #expect(lines.first?.hasPrefix("linger-state 2 ") == true)
+        #expect(try FileSinkStore(path: data, policy: .none).marks[.init(clientID: "c1")] == 12_003)
+    }
+}

@@ -1,0 +1,229 @@
+@testable import LingerLink
+import Logging
+import NIOCore
+import NIOEmbedded
+import Synchronization
+import Testing
+
+/// The server's connection handler on a testing channel with a controllable clock: every close path ends
+/// in a closed channel, and the ACK waits for the sink.
+struct ServerHandlerTests {
+    static let idle = TimeAmount.seconds(30), deadline = TimeAmount.seconds(5)
+
+    /// A server pipeline on an `NIOAsyncTestingChannel`, with a running committer over `sink`.
+    final class Harness: Sendable {
+        let sink: ScriptedSink
+        let committer: SinkCommitter
+        let registry = ConnectionRegistry()
+
+        init(sink: ScriptedSink = ScriptedSink()) {
+            self.sink = sink
+            committer = SinkCommitter(sink: sink, logger: Logger(label: "test"), metrics: LinkMetrics(role: "test"))
+        }
+
+        func connection(tokens: [String] = []) async throws -> NIOAsyncTestingChannel {
+            let settings = ServerConnectionHandler.Settings(
+                session: .init(tokens: tokens, serverID: "t", keepMessageBytes: true, acceptsNewlines: false, pendingLimit: 64),
+                idleTimeout: ServerHandlerTests.idle, closeDeadline: ServerHandlerTests.deadline)
+            let committer = self.committer, registry = self.registry
+            let channel = try await NIOAsyncTestingChannel { channel in
+                let operations = channel.pipeline.syncOperations
+                try operations.addHandler(IdleStateHandler(readTimeout: ServerHandlerTests.idle))
+                try operations.addHandler(ByteToMessageHandler(LinkInboundDecoder(maximumFrameLength: 4096)))
+                try operations.addHandler(ServerConnectionHandler(
+                    settings: settings, committer: committer, registry: registry, logger: Logger(label: "test"), metrics: LinkMetrics(role: "test")))
+            }
+            #expect(registry.admit(channel, limit: 10))
+            try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1))
+            return channel
+        }
+
+        /// Runs `body` with the committer running.
+        func run(_ body: @Sendable (Harness) async throws -> Void) async throws {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try? await self.committer.run() }
+                try await body(self)
+                committer.finish()
+                try await group.waitForAll()
+            }
+        }
+    }
+
+    static func send(_ frames: [LinkFrame], to channel: NIOAsyncTestingChannel) async throws {
+        var buffer = ByteBuffer()
+        for frame in frames { buffer.writeLinkFrame(frame) }
+        try await channel.writeInbound(buffer)
+    }
+
+    /// Waits (bounded) until the handler has written `count` frames, running the loop so that the sink's
+    /// answers, which arrive from another thread, are processed.
+    static func replies(_ channel: NIOAsyncTestingChannel, count: Int = 1) async throws -> [LinkFrame] {
+        var frames: [LinkFrame] = []
+        for _ in 0..<500 where frames.count < count {
+            await channel.testingEventLoop.run()
+            while var buffer = try await channel.readOutbound(as: ByteBuffer.self) {
+                while let frame = try buffer.readLinkFrame(maximumLength: 4096) { frames.append(frame) }
+            }
+            if frames.count < count { try await Task.sleep(for: .milliseconds(2)) }
+        }
+        return frames
+    }
+
+    static func isClosed(_ channel: NIOAsyncTestingChannel) async -> Bool {
+        await channel.testingEventLoop.run()
+        return !channel.isActive
+    }
+
+    @Test func theAckWaitsForTheSinkAndAWaitingClientHearsPings() async throws {
+        try await Harness().run { harness in
+            let channel = try await harness.connection()
+            try await Self.send([hello(idleMilliseconds: 3000)], to: channel)
+            #expect(try await Self.replies(channel) == [.welcome(serverID: "t", highestAccepted: 0)])
+            harness.sink.hold()
+            try await Self.send([.data(sequence: 1, payload: ByteBuffer(string: "a")), .data(sequence: 2, payload: ByteBuffer(string: "b"))], to: channel)
+            try await Task.sleep(for: .milliseconds(20))
+            #expect(try await Self.replies(channel, count: 0).isEmpty, "no ACK before the sink committed")
+            // IdleStateHandler measures real time, so its events are fired here as it would fire them; the
+            // integration tests run it for real.
+            let keepaliveTimer = try await channel.testingEventLoop.executeInContext {
+                try channel.pipeline.syncOperations.handler(type: IdleStateHandler.self).writeTimeout
+            }
+            #expect(keepaliveTimer == .milliseconds(1000), "keepalive at a third of the client's idle timeout")
+            channel.pipeline.fireUserInboundEventTriggered(IdleStateHandler.IdleStateEvent.write)
+            let keepalive = try await Self.replies(channel)
+            #expect(keepalive == [.ping(token: 0)], "\(keepalive)")
+            channel.pipeline.fireUserInboundEventTriggered(IdleStateHandler.IdleStateEvent.read)
+            try await Task.sleep(for: .milliseconds(10))
+            #expect(try await Self.replies(channel, count: 0).isEmpty && channel.isActive,
+                "the server's idle timeout does not count time spent waiting for the sink")
+            harness.sink.release()
+            let frames = try await Self.replies(channel)
+            #expect(frames.contains(.ack(sequence: 2)), "\(frames)")
+            #expect(harness.sink.stored == "a\nb\n")
+            _ = try? await channel.finish()
+        }
+    }
+
+    @Test func aFatalSinkFailureSendsGoAwayAndTheDeadlineCloses() async throws {
+        let sink = ScriptedSink()
+        sink.state.withLock { $0.failures = [LinkSinkError("standard output was closed", isRetryable: false)] }
+        try await Harness(sink: sink).run { harness in
+            let channel = try await harness.connection()
+            try await Self.send([hello()], to: channel)
+            _ = try await Self.replies(channel)
+            try await Self.send([.data(sequence: 1, payload: ByteBuffer(string: "a"))], to: channel)
+            let frames = try await Self.replies(channel)
+            guard case .goAway(.shuttingDown, let text) = frames.last else { Issue.record("expected GOAWAY, got \(frames)"); return }
+            #expect(text.contains("standard output was closed"))
+            #expect(!frames.contains(.ack(sequence: 1)), "nothing acknowledged that was not stored")
+            #expect(!(await Self.isClosed(channel)), "the client closes first")
+            await channel.testingEventLoop.advanceTime(by: Self.deadline)
+            #expect(await Self.isClosed(channel), "closed at the deadline")
+        }
+    }
+
+    @Test func overTheConnectionLimitGetsAnErrorAndAClose() async throws {
+        try await Harness().run { harness in
+            let channel = try await harness.connection()
+            channel.pipeline.fireUserInboundEventTriggered(RefuseConnection())
+            guard case .error(.tooManyConnections, _) = try await Self.replies(channel).first else { Issue.record("expected ERROR"); return }
+            await channel.testingEventLoop.advanceTime(by: Self.deadline)
+            #expect(await Self.isClosed(channel))
+        }
+    }
+
+    @Test func aNewerConnectionReplacesTheOlderOne() async throws {
+        try await Harness().run { harness in
+            let old = try await harness.connection()
+            try await Self.send([hello()], to: old)
+            _ = try await Self.replies(old)
+            try await Self.send([.data(sequence: 1, payload: ByteBuffer(string: "from old"))], to: old)
+            #expect(try await Self.replies(old) == [.ack(sequence: 1)])
+            let new = try await harness.connection()
+            try await Self.send([hello()], to: new)
+            #expect(try await Self.replies(new) == [.welcome(serverID: "t", highestAccepted: 1)], "resumes after what the old one stored")
+            let dismissal = try await Self.replies(old)
+            guard case .goAway(.replaced, let text) = dismissal.first else { Issue.record("expected GOAWAY replaced, got \(dismissal)"); return }
+            #expect(text.contains("another sender took over client id c1"))
+            try await Self.send([.data(sequence: 2, payload: ByteBuffer(string: "late from old"))], to: old)
+            try await Self.send([.data(sequence: 2, payload: ByteBuffer(string: "from new"))], to: new)
+            #expect(try await Self.replies(new) == [.ack(sequence: 2)])
+            #expect(harness.sink.stored == "from old\nfrom new\n", "the replaced connection stored nothing more")
+            await old.testingEventLoop.advanceTime(by: Self.deadline)
+            #expect(await Self.isClosed(old))
+            _ = try? await new.finish()
+        }
+    }
+
+    @Test func anIdleClientGetsGoAwayAndIsClosedAtTheDeadline() async throws {
+        try await Harness().run { harness in
+            let channel = try await harness.connection()
+            try await Self.send([hello()], to: channel)
+            _ = try await Self.replies(channel)
+            channel.pipeline.fireUserInboundEventTriggered(IdleStateHandler.IdleStateEvent.write)
+            channel.pipeline.fireUserInboundEventTriggered(IdleStateHandler.IdleStateEvent.read)
+            let frames = try await Self.replies(channel)
+            guard case .goAway(.idleTimeout, _) = frames.first else { Issue.record("expected GOAWAY alone, got \(frames)"); return }
+            #expect(!(await Self.isClosed(channel)))
+            await channel.testingEventLoop.advanceTime(by: Self.deadline)
+            #expect(await Self.isClosed(channel))
+        }
+    }
+
+    @Test func anErrorIsFollowedByAGracefulCloseWithADeadline() async throws {
+        try await Harness().run { harness in
+            let channel = try await harness.connection(tokens: ["good"])
+            try await Self.send([hello(token: "bad")], to: channel)
+            guard case .error(.unauthorized, _) = try await Self.replies(channel).first else { Issue.record("expected ERROR"); return }
+            // The testing channel has no half-close, so shutting the output closes it here; on real sockets the
+            // integration tests check that the client gets the text and an EOF, never a reset.
+            await channel.testingEventLoop.advanceTime(by: Self.deadline)
+            #expect(await Self.isClosed(channel))
+        }
+    }
+
+    @Test func aWriteErrorClosesAtOnce() async throws {
+        try await Harness().run { harness in
+            let channel = try await harness.connection()
+            try await Self.send([hello()], to: channel)
+            _ = try await Self.replies(channel)
+            channel.pipeline.fireErrorCaught(IOError(errnoCode: 32, reason: "write"))
+            #expect(await Self.isClosed(channel))
+        }
+    }
+
+    @Test func peerEOFCommitsAcknowledgesAndCloses() async throws {
+        try await Harness().run { harness in
+            let channel = try await harness.connection()
+            try await Self.send([hello()], to: channel)
+            _ = try await Self.replies(channel)
+            try await Self.send([.data(sequence: 1, payload: ByteBuffer(string: "last"))], to: channel)
+            channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+            let frames = try await Self.replies(channel)
+            #expect(frames.last == .ack(sequence: 1))
+            #expect(harness.sink.stored == "last\n")
+            #expect(await Self.isClosed(channel), "closed once acknowledged: no CLOSE_WAIT")
+        }
+    }
+
+    @Test func framesSplitAcrossReadsAtEveryOffset() async throws {
+        var stream = ByteBuffer()
+        for n in 1...3 { stream.writeLinkFrame(.data(sequence: UInt64(n), payload: ByteBuffer(string: "payload-\(n)"))) }
+        let whole = stream
+        try await Harness().run { harness in
+            for cut in 1..<whole.readableBytes {
+                let channel = try await harness.connection()
+                try await Self.send([hello("c\(cut)")], to: channel)
+                _ = try await Self.replies(channel)
+                try await channel.writeInbound(whole.getSlice(at: 0, length: cut)!)
+                try await channel.writeInbound(whole.getSlice(at: cut, length: whole.readableBytes - cut)!)
+                var acked: UInt64 = 0
+                for _ in 0..<3 where acked < 3 {
+                    for frame in try await Self.replies(channel) { if case .ack(let n) = frame { acked = n } }
+                }
+                #expect(acked == 3, "cut at \(cut)")
+                _ = try? await channel.finish()
+            }
+        }
+    }
+}
