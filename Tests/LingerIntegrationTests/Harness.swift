@@ -4,8 +4,8 @@ import Testing
 /// Whether the machine lets us create network namespaces (root on Linux); integration tests need it.
 let canUseNamespaces: Bool = {
     #if os(Linux)
-    return getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/ip")
-        || FileManager.default.isExecutableFile(atPath: "/sbin/ip")
+    return getuid() == 0
+        && (FileManager.default.isExecutableFile(atPath: "/usr/bin/ip") || FileManager.default.isExecutableFile(atPath: "/sbin/ip"))
     #else
     return false
     #endif
@@ -250,8 +250,12 @@ final class LingerProcess {
     private let stdoutHandle: FileHandle
     private let stderrHandle: FileHandle
 
-    init(namespace: String, arguments: [String]) throws {
+    /// When the process was started with `stdoutPipe`, the pipe's read end (a test reads it when it chooses).
+    let stdoutPipe: Pipe?
+
+    init(namespace: String, arguments: [String], stdoutPipe: Bool = false) throws {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("linger-proc-\(UUID().uuidString)")
+        self.stdoutPipe = stdoutPipe ? Pipe() : nil
         stdoutURL = base.appendingPathExtension("out")
         stderrURL = base.appendingPathExtension("err")
         FileManager.default.createFile(atPath: stdoutURL.path, contents: nil)
@@ -261,7 +265,7 @@ final class LingerProcess {
         process.executableURL = URL(fileURLWithPath: ipPath)
         process.arguments = ["netns", "exec", namespace, productsDirectory.appendingPathComponent("linger").path] + arguments
         process.standardInput = stdin
-        process.standardOutput = stdoutHandle
+        process.standardOutput = self.stdoutPipe ?? stdoutHandle
         process.standardError = stderrHandle
         try process.run()
     }
@@ -315,8 +319,16 @@ final class LingerProcess {
 
 extension TestNamespace {
     /// Starts `linger ARGS` in the namespace.
-    func linger(_ arguments: [String]) throws -> LingerProcess {
-        try LingerProcess(namespace: name, arguments: arguments)
+    func linger(_ arguments: [String], stdoutPipe: Bool = false) throws -> LingerProcess {
+        try LingerProcess(namespace: name, arguments: arguments, stdoutPipe: stdoutPipe)
+    }
+
+    /// The kernel's count of accepted connections in this namespace (`Tcp: PassiveOpens`): how many times
+    /// senders connected, whatever they said.
+    func passiveOpens() throws -> Int {
+        let snmp = try exec(["cat", "/proc/net/snmp"]).stdout.split(separator: "\n").filter { $0.hasPrefix("Tcp:") }
+        let names = snmp.first?.split(separator: " ") ?? [], values = snmp.last?.split(separator: " ") ?? []
+        return names.firstIndex(of: "PassiveOpens").map { Int(values[$0]) ?? -1 } ?? -1
     }
 
     /// Sockets in `state` (kernel name) held by `pid`, from `ss -p` in the namespace.

@@ -51,6 +51,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("idle-timeout"), help: ArgumentHelp("Close a connection that sends nothing for this long (30s, 500ms, 2m).", valueName: "duration"))
     var idleTimeout = DurationArgument(.seconds(30))
 
+    @Option(name: .customLong("close-deadline"), help: ArgumentHelp("After GOAWAY or ERROR, how long a client gets to close first before the server closes.", valueName: "duration"))
+    var closeDeadline = DurationArgument(.seconds(5))
+
     @Option(name: .customLong("shutdown-deadline"), help: ArgumentHelp("On shutdown, how long clients get to close first.", valueName: "duration"))
     var shutdownDeadline = DurationArgument(.seconds(10))
 
@@ -119,7 +122,8 @@ struct Serve: AsyncParsableCommand {
         let server = LinkServer(
             configuration: LinkServerConfiguration(
                 host: listen.host, port: listen.port, sink: theSink, tokens: tokens, maximumConnections: maxConnections,
-                idleTimeout: idleTimeout.duration, shutdownDeadline: shutdownDeadline.duration, abortiveClose: abortiveClose),
+                idleTimeout: idleTimeout.duration, closeDeadline: closeDeadline.duration,
+                shutdownDeadline: shutdownDeadline.duration, abortiveClose: abortiveClose),
             logger: logger)
         let group = ServiceGroup(
             configuration: .init(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

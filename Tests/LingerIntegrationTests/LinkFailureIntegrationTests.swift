@@ -1,0 +1,254 @@
+import Foundation
+import Testing
+
+/// The link's unhappy paths with real processes in a private namespace: a sink that stalls, a disk that
+/// fills, a reader that goes away, two senders with one client id, and files linger did not write.
+extension Integration {
+@Suite(.enabled(if: canUseNamespaces, "needs root: namespaces and mounts"))
+struct LinkFailureIntegrationTests {
+    let directory: URL
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("linger-fail-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    private func serve(_ ns: TestNamespace, sink: String, extra: [String] = [], stdoutPipe: Bool = false) throws -> LingerProcess {
+        let server = try ns.linger(["serve", "--listen", "127.0.0.1:7500", "--sink", sink] + extra, stdoutPipe: stdoutPipe)
+        try server.waitForStderr("listening on")
+        return server
+    }
+
+    private func numberedLines(_ range: ClosedRange<Int>, width: Int = 0) -> String {
+        range.map { n in
+            let line = "message \(n)"
+            return width > line.count ? line + String(repeating: ".", count: width - line.count) : line
+        }.joined(separator: "\n") + "\n"
+    }
+
+    // MARK: - Issue: the core (a stalled sink)
+
+    @Test func aStalledSinkKeepsOneConnectionAndLosesNothing() throws {
+        let ns = try TestNamespace()
+        defer { ns.tearDown() }
+        let server = try serve(ns, sink: "stdout", stdoutPipe: true)
+        let reader = try #require(server.stdoutPipe).fileHandleForReading
+        let sender = try ns.linger(["send", "127.0.0.1:7500", "--idle-timeout", "2s", "--client-id", "stall"])
+        let input = numberedLines(1...50_000)
+        try sender.write(input)
+        sender.closeStdin()
+        // Nobody reads the server's stdout for 15 s: its pipe (64 KiB) fills and the sink blocks.
+        var closeWaitSeen = 0
+        for _ in 0..<15 {
+            usleep(1_000_000)
+            closeWaitSeen += try ns.count("CLOSE_WAIT")
+        }
+        #expect(sender.process.isRunning, "the sender waits; it has not given up or finished")
+        let received = reader.readDataToEndOfFileInBackground()
+        #expect(sender.waitForExit(timeout: 60) == 0, "\(sender.stderrText)")
+        server.signal(SIGTERM)
+        #expect(server.waitForExit(timeout: 30) == 0, "\(server.stderrText)")
+        #expect(String(decoding: received.wait(), as: UTF8.self) == input, "every line once, in order")
+        #expect(try ns.passiveOpens() == 1, "exactly one connection: the sender never timed out and reconnected")
+        #expect(closeWaitSeen == 0, "never a CLOSE_WAIT")
+        #expect(!sender.stderrText.contains("replacing the connection"))
+    }
+
+    // MARK: - Issue: fence one client id
+
+    /// Two senders with one id ship the same file at once. Sizes are small enough for a debug build in the
+    /// suite; `LINGER_ACCEPTANCE_FULL=1` runs the issue's 2,000,000 lines × 20 rounds.
+    @Test func twoSendersWithOneClientIDNeitherDuplicateNorFight() throws {
+        let full = ProcessInfo.processInfo.environment["LINGER_ACCEPTANCE_FULL"] == "1"
+        let lines = full ? 2_000_000 : 200_000, rounds = full ? 20 : 4
+        let input = directory.appendingPathComponent("in.log")
+        try numberedLines(1...lines).write(to: input, atomically: true, encoding: .utf8)
+        let expected = try Data(contentsOf: input)
+        for round in 0..<rounds {
+            let ns = try TestNamespace()
+            defer { ns.tearDown() }
+            let out = directory.appendingPathComponent("out-\(round).log").path
+            let server = try serve(ns, sink: "file:\(out)")
+            let first = try ns.linger(["send", "127.0.0.1:7500", "--file", input.path, "--client-id", "twin"])
+            usleep(useconds_t.random(in: 0...50_000))
+            let second = try ns.linger(["send", "127.0.0.1:7500", "--file", input.path, "--client-id", "twin"])
+            for sender in [first, second] {
+                let status = sender.waitForExit(timeout: 300)
+                #expect(status == 0 || status == 2, "round \(round): \(sender.stderrText)")
+                if status == 2 { #expect(sender.stderrText.contains("another sender took over client id twin"), "\(sender.stderrText)") }
+            }
+            server.signal(SIGTERM)
+            #expect(server.waitForExit(timeout: 30) == 0)
+            #expect(try Data(contentsOf: URL(fileURLWithPath: out)) == expected, "round \(round): the sink is byte-identical")
+            #expect(try ns.passiveOpens() <= 3, "round \(round): no ping-pong")
+            try? FileManager.default.removeItem(atPath: out)
+            try? FileManager.default.removeItem(atPath: out + ".linger-state")
+        }
+    }
+
+    @Test func aSenderKilledAndRestartedAtOnceTakesOverItsOwnID() throws {
+        let ns = try TestNamespace()
+        defer { ns.tearDown() }
+        let input = directory.appendingPathComponent("in.log")
+        try numberedLines(1...200_000).write(to: input, atomically: true, encoding: .utf8)
+        let out = directory.appendingPathComponent("out.log").path
+        let server = try serve(ns, sink: "file:\(out)")
+        let first = try ns.linger(["send", "127.0.0.1:7500", "--file", input.path, "--client-id", "phoenix", "--outbox-messages", "2000"])
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, ((try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0) ?? 0 < 100_000 {
+            usleep(2_000)
+        }
+        first.signal(SIGKILL)
+        let second = try ns.linger(["send", "127.0.0.1:7500", "--file", input.path, "--client-id", "phoenix"])
+        _ = first.waitForExit(timeout: 10)
+        #expect(second.waitForExit(timeout: 120) == 0, "\(second.stderrText)")
+        server.signal(SIGTERM)
+        #expect(server.waitForExit(timeout: 30) == 0)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: out)) == Data(contentsOf: input))
+        #expect(try ns.passiveOpens() <= 3)
+    }
+
+    // MARK: - Issue: sink failures
+
+    @Test func aFullDiskStallsDeliveryWithoutTearingDuplicatingOrReconnecting() throws {
+        let ns = try TestNamespace()
+        defer { ns.tearDown() }
+        let disk = try ScratchFilesystem(size: "2m")
+        defer { disk.remove() }
+        let out = disk.path + "/out.log"
+        let server = try serve(ns, sink: "file:\(out)")
+        let sender = try ns.linger(["send", "127.0.0.1:7500", "--client-id", "full", "--idle-timeout", "2s"])
+        let input = numberedLines(1...100_000, width: 59)  // 6 MB of 60-byte lines: three times the disk
+        try sender.write(input)
+        sender.closeStdin()
+        try server.waitForStderr("the sink is failing", timeout: 30)
+        usleep(3_000_000)
+        #expect(sender.process.isRunning, "the sender waits while the disk is full")
+        try disk.resize("50m")
+        #expect(sender.waitForExit(timeout: 60) == 0, "\(sender.stderrText)")
+        try server.waitForStderr("the sink recovered")
+        server.signal(SIGTERM)
+        #expect(server.waitForExit(timeout: 30) == 0, "\(server.stderrText)")
+        #expect(try String(contentsOfFile: out, encoding: .utf8) == input, "byte-identical: no torn line, no duplicate")
+        #expect(try ns.passiveOpens() <= 2, "no reconnect storm while the disk was full")
+        #expect(try ns.count("CLOSE_WAIT") == 0)
+    }
+
+    @Test func killedAtRandomWhileTheDiskFillsAndDrainsItStaysExact() throws {
+        let ns = try TestNamespace()
+        defer { ns.tearDown() }
+        let disk = try ScratchFilesystem(size: "1m")
+        defer { disk.remove() }
+        let out = disk.path + "/out.log"
+        var server = try serve(ns, sink: "file:\(out)")
+        let sender = try ns.linger(["send", "127.0.0.1:7500", "--client-id", "chaos", "--backoff-initial", "20ms", "--backoff-max", "200ms"])
+        let input = numberedLines(1...40_000, width: 59)  // 2.4 MB into 1 MiB, then room
+        try sender.write(input)
+        sender.closeStdin()
+        for kill in 0..<6 {
+            usleep(useconds_t.random(in: 200_000...700_000))
+            server.signal(SIGKILL)
+            _ = server.waitForExit(timeout: 10)
+            if kill == 3 { try disk.resize("20m") }
+            server = try serve(ns, sink: "file:\(out)")
+        }
+        #expect(sender.waitForExit(timeout: 90) == 0, "\(sender.stderrText)")
+        server.signal(SIGTERM)
+        #expect(server.waitForExit(timeout: 30) == 0, "\(server.stderrText)")
+        #expect(try String(contentsOfFile: out, encoding: .utf8) == input)
+    }
+
+    @Test func aClosedStandardOutputStopsTheServerWithAReason() throws {
+        let ns = try TestNamespace()
+        defer { ns.tearDown() }
+        let server = try serve(ns, sink: "stdout", stdoutPipe: true)
+        try server.stdoutPipe?.fileHandleForReading.close()
+        let sender = try ns.linger(["send", "127.0.0.1:7500", "--client-id", "piped", "--backoff-initial", "2s", "--backoff-max", "2s"])
+        try sender.write(numberedLines(1...10))
+        #expect(server.waitForExit(timeout: 20) == 1, "\(server.stderrText)")
+        #expect(server.stderrText.contains("standard output was closed"), "\(server.stderrText)")
+        sender.signal(SIGTERM)
+        _ = sender.waitForExit(timeout: 10)
+        #expect(try ns.count("CLOSE_WAIT") == 0)
+    }
+
+    // MARK: - Issue: never truncate what we did not write
+
+    @Test func aFileLingerDidNotWriteIsLeftAloneAndCanBeAdopted() throws {
+        let ns = try TestNamespace()
+        defer { ns.tearDown() }
+        let out = directory.appendingPathComponent("existing.log").path
+        let existing = numberedLines(1...1000)
+        try existing.write(toFile: out, atomically: true, encoding: .utf8)
+        let refused = try ns.linger(["serve", "--listen", "127.0.0.1:7500", "--sink", "file:\(out)"])
+        #expect(refused.waitForExit(timeout: 20) == 1)
+        let message = refused.stderrText.split(separator: "\n")
+        #expect(message.count == 1 && message[0].contains(out) && message[0].contains("\(existing.utf8.count) bytes"), "\(refused.stderrText)")
+        #expect(try String(contentsOfFile: out, encoding: .utf8) == existing, "left byte-identical")
+
+        let server = try serve(ns, sink: "file:\(out)", extra: ["--adopt-existing"])
+        let sender = try ns.linger(["send", "127.0.0.1:7500", "--client-id", "adopter"])
+        try sender.write("after 1\nafter 2\n")
+        sender.closeStdin()
+        #expect(sender.waitForExit(timeout: 30) == 0, "\(sender.stderrText)")
+        server.signal(SIGTERM)
+        #expect(server.waitForExit(timeout: 30) == 0)
+        #expect(try String(contentsOfFile: out, encoding: .utf8) == existing + "after 1\nafter 2\n")
+
+        // The state log is lost (an operator cleaning up): the server refuses, and the lines stay.
+        try FileManager.default.removeItem(atPath: out + ".linger-state")
+        let again = try ns.linger(["serve", "--listen", "127.0.0.1:7500", "--sink", "file:\(out)"])
+        #expect(again.waitForExit(timeout: 20) == 1)
+        #expect(try String(contentsOfFile: out, encoding: .utf8) == existing + "after 1\nafter 2\n")
+    }
+}
+}
+
+/// A tmpfs of a chosen size mounted on a fresh directory, to fill a disk on purpose; unmounted by `remove()`.
+final class ScratchFilesystem {
+    let path: String
+
+    init(size: String) throws {
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("linger-disk-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        let mounted = try run("/bin/mount", ["-t", "tmpfs", "-o", "size=\(size)", "tmpfs", path])
+        guard mounted.status == 0 else { throw HarnessError("mount tmpfs failed: \(mounted.stderr)") }
+    }
+
+    /// Grows (or shrinks) the filesystem in place.
+    func resize(_ size: String) throws {
+        let result = try run("/bin/mount", ["-o", "remount,size=\(size)", path])
+        guard result.status == 0 else { throw HarnessError("remount failed: \(result.stderr)") }
+    }
+
+    func remove() {
+        _ = try? run("/bin/umount", ["-l", path])
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    deinit { remove() }
+}
+
+extension FileHandle {
+    /// Reads to EOF on a thread of its own; `wait()` returns the bytes.
+    func readDataToEndOfFileInBackground() -> BackgroundRead {
+        let read = BackgroundRead()
+        let thread = Thread { read.finish(self.readDataToEndOfFile()) }
+        thread.start()
+        return read
+    }
+}
+
+final class BackgroundRead: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var data = Data()
+    func finish(_ data: Data) {
+        self.data = data
+        done.signal()
+    }
+    /// The bytes read, or nothing if EOF did not come within a minute.
+    func wait() -> Data {
+        guard done.wait(timeout: .now() + 60) == .success else { return Data() }
+        return data
+    }
+}
