@@ -34,7 +34,8 @@ struct LinkFailureIntegrationTests {
         let server = try serve(ns, sink: "stdout", stdoutPipe: true)
         let reader = try #require(server.stdoutPipe).fileHandleForReading
         let sender = try ns.linger(["send", "127.0.0.1:7500", "--idle-timeout", "2s", "--client-id", "stall"])
-        let input = numberedLines(1...50_000)
+        // 6 MB: more than the pipe (64 KiB) and the server's pending limit (4 MiB) together, so reading stops.
+        let input = numberedLines(1...400_000)
         try sender.write(input)
         sender.closeStdin()
         // Nobody reads the server's stdout for 15 s: its pipe (64 KiB) fills and the sink blocks.
