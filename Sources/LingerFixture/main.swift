@@ -173,14 +173,15 @@ func runClients(_ options: Options) {
             continue
         }
         if let prefix = options.linkHello {
-            // A link HELLO with client id PREFIX-i, so each connection is a distinct idle link session.
+            // A link HELLO (protocol version 2) with client id PREFIX-i, an empty token and no idle timeout,
+            // so each connection is a distinct idle link session.
             let id = Array("\(prefix)-\(sockets.count)".utf8)
             var frame: [UInt8] = []
-            let length = UInt32(1 + 2 + 2 + id.count + 2)
+            let length = UInt32(1 + 2 + 2 + id.count + 2 + 4)
             frame += withUnsafeBytes(of: length.bigEndian, Array.init)
-            frame += [1, 0, 1]
+            frame += [1, 0, 2]
             frame += withUnsafeBytes(of: UInt16(id.count).bigEndian, Array.init)
-            frame += id + [0, 0]
+            frame += id + [0, 0] + [0, 0, 0, 0]
             _ = frame.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         }
         sockets.append(fd)

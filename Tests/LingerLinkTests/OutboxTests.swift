@@ -39,6 +39,10 @@ struct OutboxTests {
         #expect(delays.allSatisfy { $0 >= .milliseconds(100) && $0 <= .seconds(2) })
         #expect(Set(delays).count > 10, "jittered, not a fixed sequence")
         #expect(delays.contains { $0 > .seconds(1) }, "grows toward the cap")
+        backoff.reset()
+        let first = backoff.next(using: &generator), second = backoff.next(using: &generator)
+        #expect(first <= .milliseconds(50), "after a connection that worked, the first retry is quick (\(first))")
+        #expect(second >= .milliseconds(100), "and the next ones back off again (\(second))")
     }
 }
 

@@ -5,6 +5,9 @@ public struct ReconnectBackoff: Sendable {
     public var initial: Duration
     public var maximum: Duration
     private var previous: Duration
+    /// Set by ``reset()``: the first delay after a connection that worked is short (a server restart is the
+    /// common cause, and it is back within milliseconds), still jittered so a fleet does not return at once.
+    private var afterWorkingConnection = false
 
     public init(initial: Duration = .milliseconds(100), maximum: Duration = .seconds(10)) {
         self.initial = initial
@@ -14,6 +17,10 @@ public struct ReconnectBackoff: Sendable {
 
     /// The next delay, in `initial ... maximum`.
     public mutating func next<G: RandomNumberGenerator>(using generator: inout G) -> Duration {
+        if afterWorkingConnection {
+            afterWorkingConnection = false
+            return .milliseconds(Int64.random(in: 0...Self.milliseconds(initial) / 2, using: &generator))
+        }
         let low = Self.milliseconds(initial)
         let high = max(low, min(Self.milliseconds(maximum), Self.milliseconds(previous) * 3))
         let chosen = Int64.random(in: low...high, using: &generator)
@@ -26,8 +33,11 @@ public struct ReconnectBackoff: Sendable {
         return next(using: &generator)
     }
 
-    /// After a connection that worked: start small again.
-    public mutating func reset() { previous = initial }
+    /// After a connection that worked: start small again, the first delay below `initial / 2`.
+    public mutating func reset() {
+        previous = initial
+        afterWorkingConnection = true
+    }
 
     private static func milliseconds(_ d: Duration) -> Int64 {
         let (seconds, attoseconds) = d.components
