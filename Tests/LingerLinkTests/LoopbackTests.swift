@@ -40,4 +40,80 @@ struct LoopbackTests {
             group.cancelAll()
         }
     }
+
+    /// Regression: `listeningAddress()` hung forever when the bind had failed.
+    @Test func aFailedBindIsReportedToWhoeverAsksForTheAddress() async throws {
+        let first = LinkServer(configuration: LinkServerConfiguration(host: "127.0.0.1", port: 0, sink: DiscardSink()), logger: Logger(label: "a"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await first.run() }
+            let port = try #require(try await first.listeningAddress().port)
+            let second = LinkServer(configuration: LinkServerConfiguration(host: "127.0.0.1", port: port, sink: DiscardSink()), logger: Logger(label: "b"))
+            let error = await #expect(throws: LinkError.self) { try await second.run() }
+            #expect(error?.message.contains("already in use") == true, "\(String(describing: error))")
+            await #expect(throws: LinkError.self, "answers at once, after the failure") { try await second.listeningAddress() }
+            group.cancelAll()
+        }
+    }
+
+    /// Every wait honours cancellation: a send blocked on a full outbox, and a start against nothing.
+    @Test func waitsEndWhenTheirTaskIsCancelled() async throws {
+        let server = LinkServer(configuration: LinkServerConfiguration(host: "127.0.0.1", port: 0, sink: ScriptedSink()), logger: Logger(label: "s"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            let port = try #require(try await server.listeningAddress().port)
+            let client = LinkClient(
+                configuration: LinkClientConfiguration(endpoints: [.init(host: "127.0.0.1", port: port)], clientID: "cancel", outboxMessages: 1),
+                logger: Logger(label: "c"))
+            group.addTask { try? await client.run() }
+            _ = try await client.start()
+            let sink = try #require(server.configuration.sink as? ScriptedSink)
+            sink.hold()
+            try await client.send(Array("fills the outbox".utf8))
+            let blocked = Task { try await client.send(Array("waits for room".utf8)) }
+            try await Task.sleep(for: .milliseconds(50))
+            blocked.cancel()
+            await #expect(throws: CancellationError.self) { try await blocked.value }
+            let flushing = Task { try await client.flush() }
+            flushing.cancel()
+            await #expect(throws: CancellationError.self) { try await flushing.value }
+            sink.release()
+            try await client.close()
+            group.cancelAll()
+        }
+        let nowhere = LinkClient(
+            configuration: LinkClientConfiguration(endpoints: [.init(host: "127.0.0.1", port: 1)], clientID: "nowhere",
+                backoff: ReconnectBackoff(initial: .milliseconds(10), maximum: .milliseconds(20))),
+            logger: Logger(label: "n"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try? await nowhere.run() }
+            let starting = Task { try await nowhere.start() }
+            try await Task.sleep(for: .milliseconds(100))
+            starting.cancel()
+            await #expect(throws: CancellationError.self) { try await starting.value }
+            #expect(nowhere.connectProblem?.contains("refused") == true, "\(String(describing: nowhere.connectProblem))")
+            try await nowhere.close(timeout: .milliseconds(10))
+            group.cancelAll()
+        }
+    }
+
+    /// A ServiceGroup's graceful shutdown ends the client's run().
+    @Test func gracefulShutdownStopsTheClient() async throws {
+        let server = LinkServer(configuration: LinkServerConfiguration(host: "127.0.0.1", port: 0, sink: DiscardSink()), logger: Logger(label: "s"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            let port = try #require(try await server.listeningAddress().port)
+            let client = LinkClient(
+                configuration: LinkClientConfiguration(endpoints: [.init(host: "127.0.0.1", port: port)], clientID: "graceful"),
+                logger: Logger(label: "c"))
+            let services = ServiceGroup(services: [client], logger: Logger(label: "g"))
+            group.addTask { try await services.run() }
+            _ = try await client.start()
+            try await client.send(Array("one".utf8))
+            try await client.flush()
+            await services.triggerGracefulShutdown()
+            try await group.next()  // the service group returns
+            group.cancelAll()
+        }
+    }
 }
+

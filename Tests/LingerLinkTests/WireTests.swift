@@ -1,4 +1,4 @@
-import LingerLink
+@testable import LingerLink
 import NIOCore
 import NIOEmbedded
 import Testing
@@ -105,5 +105,53 @@ struct SplitMix64: RandomNumberGenerator {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
+    }
+}
+
+/// The server's decoder: a run of DATA frames in one slice, any frame size up to the configured limit.
+struct InboundDecoderTests {
+    /// Regression: frames that straddled reads were capped at the default limit, so a large frame under a
+    /// raised limit stalled. A 20 MiB frame under a 32 MiB limit, fed in 64 KiB reads, must come out whole.
+    @Test func aFrameLargerThanTheDefaultLimitStraddlingManyReadsArrivesWhole() throws {
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(LinkInboundDecoder(maximumFrameLength: 32 << 20)))
+        var frame = ByteBuffer()
+        frame.writeLinkFrame(.data(sequence: 1, payload: ByteBuffer(repeating: 0x61, count: 20 << 20)))
+        let total = frame.readableBytes
+        var offset = 0
+        while offset < total {
+            let length = min(64 << 10, total - offset)
+            try channel.writeInbound(frame.getSlice(at: offset, length: length)!)
+            offset += length
+        }
+        guard case .data(let run)? = try channel.readInbound(as: LinkInbound.self) else {
+            Issue.record("no DATA run came out")
+            return
+        }
+        #expect(run.readableBytes == total)
+        #expect(try channel.finish().isClean)
+    }
+
+    @Test func consecutiveDataFramesComeOutAsOneRunAndOtherFramesAlone() throws {
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(LinkInboundDecoder(maximumFrameLength: 4096)))
+        var buffer = ByteBuffer()
+        for n in 1...3 { buffer.writeLinkFrame(.data(sequence: UInt64(n), payload: ByteBuffer(string: "m\(n)"))) }
+        buffer.writeLinkFrame(.ping(token: 5))
+        buffer.writeLinkFrame(.data(sequence: 4, payload: ByteBuffer(string: "m4")))
+        try channel.writeInbound(buffer)
+        guard case .data(let run)? = try channel.readInbound(as: LinkInbound.self) else { Issue.record("expected a run"); return }
+        #expect(run.readableBytes == 3 * 15)
+        guard case .frame(.ping(5))? = try channel.readInbound(as: LinkInbound.self) else { Issue.record("expected PING"); return }
+        guard case .data(let last)? = try channel.readInbound(as: LinkInbound.self) else { Issue.record("expected a run"); return }
+        #expect(last.readableBytes == 15)
+        #expect(try channel.finish().isClean)
+    }
+
+    @Test func anOversizedLengthIsRefusedBeforeItIsBuffered() throws {
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(LinkInboundDecoder(maximumFrameLength: 4096)))
+        var header = ByteBuffer()
+        header.writeInteger(UInt32(1 << 30))
+        header.writeInteger(UInt8(3))
+        #expect(throws: LinkProtocolError.self) { try channel.writeInbound(header) }
+        _ = try? channel.finish()
     }
 }

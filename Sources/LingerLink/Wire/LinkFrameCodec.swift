@@ -29,15 +29,6 @@ public struct LinkFrameDecoder: ByteToMessageDecoder, Sendable {
     }
 }
 
-/// Encodes link frames.
-public struct LinkFrameEncoder: MessageToByteEncoder, Sendable {
-    public typealias OutboundIn = LinkFrame
-    public init() {}
-    public func encode(data: LinkFrame, out: inout ByteBuffer) throws {
-        out.writeLinkFrame(data)
-    }
-}
-
 /// Size limits of the wire format.
 public enum LinkLimits {
     /// 16 MiB + header: one message per frame, and a message larger than this is refused (a sender cuts a
