@@ -115,5 +115,47 @@ struct LoopbackTests {
             group.cancelAll()
         }
     }
-}
 
+    /// Named streams over one connection: each resumes from its own mark, with the fingerprint of the last
+    /// message stored, and a restarted client sees them in WELCOME.
+    @Test func namedStreamsResumeApart() async throws {
+        let sink = ScriptedSink()
+        let server = LinkServer(configuration: LinkServerConfiguration(host: "127.0.0.1", port: 0, sink: sink), logger: Logger(label: "s"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            let port = try #require(try await server.listeningAddress().port)
+            let configuration = LinkClientConfiguration(endpoints: [.init(host: "127.0.0.1", port: port)], clientID: "streams")
+            let first = LinkClient(configuration: configuration, logger: Logger(label: "c"))
+            group.addTask { try await first.run() }
+            _ = try await first.start()
+            let (a, markA) = try await first.openStream("a.log")
+            let (b, _) = try await first.openStream("b.log")
+            #expect(markA.sequence == 0)
+            await #expect(throws: LinkError.self) { try await first.openStream("a.log") }
+            var batchA = LinkBatch(), batchB = LinkBatch()
+            for n in 1...3 { batchA.append(Array("a\(n)".utf8)) }
+            batchB.append(Array("b1".utf8))
+            #expect(try await first.send(batchA, on: a) == 3)
+            #expect(try await first.send(batchB, on: b) == 1)
+            try await first.flush()
+            first.finishStream(b)
+            try await first.close()
+
+            let second = LinkClient(configuration: configuration, logger: Logger(label: "c2"))
+            group.addTask { try await second.run() }
+            _ = try await second.start()
+            let known = second.knownStreams
+            #expect(known.map(\.stream) == ["a.log", "b.log"])
+            #expect(known.first?.sequence == 3)
+            #expect(known.first?.check == LinkFingerprint.fnv1a(Array("a3".utf8)), "the fingerprint of the last message stored")
+            let (again, mark) = try await second.openStream("a.log")
+            #expect(mark.sequence == 3)
+            var more = LinkBatch()
+            more.append(Array("a4".utf8))
+            #expect(try await second.send(more, on: again) == 4)
+            try await second.close()
+            #expect(sink.stored.split(separator: "\n").sorted() == ["a1", "a2", "a3", "a4", "b1"])
+            group.cancelAll()
+        }
+    }
+}

@@ -17,7 +17,7 @@ struct OutboxTests {
         for var slice in outbox.takeUnsent() { resent.writeBuffer(&slice) }
         var sequences: [UInt64] = []
         while let frame = try? resent.readLinkFrame(maximumLength: 1024) {
-            if case .data(let sequence, _) = frame { sequences.append(sequence) }
+            if case .data(_, let sequence, _) = frame { sequences.append(sequence) }
         }
         #expect(sequences == [7, 8, 9, 10])
         outbox.acknowledge(through: 10)

@@ -219,7 +219,7 @@ struct ServerHandlerTests {
                 try await channel.writeInbound(whole.getSlice(at: cut, length: whole.readableBytes - cut)!)
                 var acked: UInt64 = 0
                 for _ in 0..<3 where acked < 3 {
-                    for frame in try await Self.replies(channel) { if case .ack(let n) = frame { acked = n } }
+                    for frame in try await Self.replies(channel) { if case .ack(_, let n) = frame { acked = n } }
                 }
                 #expect(acked == 3, "cut at \(cut)")
                 _ = try? await channel.finish()

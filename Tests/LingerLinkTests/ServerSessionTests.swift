@@ -13,20 +13,20 @@ struct ServerSessionTests {
         configuration.tokens = tokens
         var session = ServerSession(configuration: configuration)
         #expect(session.frameReceived(hello()) == .claim(clientID: "c1"))
-        #expect(session.claimed(LinkSinkClaim(epoch: epoch, marks: ["": mark]), isNewest: true)
-            == .welcome(serverID: "t", mark: mark, keepalive: .milliseconds(1000)))
+        #expect(session.claimed(LinkSinkClaim(epoch: epoch, sequences: ["": mark]), isNewest: true)
+            == .welcome(serverID: "t", mark: mark, streams: [], keepalive: .milliseconds(1000)))
         return session
     }
 
     @Test func resumesAtTheMarkDedupesAndCommitsWhatFollows() {
         var session = streaming(mark: 2)
-        guard case .commit(let batch) = session.dataReceived(dataRun(1...4)) else {
+        guard case .commit(let batches) = session.dataReceived(dataRun(1...4)), let batch = batches.first else {
             Issue.record("expected a commit")
             return
         }
         #expect(batch.firstSequence == 3 && batch.count == 2 && text(batch) == "m3\nm4\n", "1 and 2 are already stored")
         #expect(session.lastDuplicates == 2 && session.lastAccepted == 2)
-        #expect(session.committed(.stored) == .acknowledge(through: 4, next: nil))
+        #expect(session.committed([.stored]) == .acknowledge([.init(stream: 0, through: 4)], next: nil))
     }
 
     @Test func whatArrivesDuringACommitGoesInTheNextOneAndReadingStopsAtTheLimit() {
@@ -39,8 +39,11 @@ struct ServerSessionTests {
         #expect(session.isWaitingForSink)
         #expect(session.readIdle(timeout: .seconds(1)) == .none, "silence while we wait for the sink is not the client's")
         #expect(session.writeIdle() == .ping, "the waiting client hears from us")
-        guard case .acknowledge(1, let next?) = session.committed(.stored) else { Issue.record("expected ack and next"); return }
-        #expect(next.firstSequence == 2 && next.count == 199)
+        guard case .acknowledge(let acks, let next?) = session.committed([.stored]), acks == [.init(stream: 0, through: 1)] else {
+            Issue.record("expected ack and next")
+            return
+        }
+        #expect(next.count == 1 && next[0].firstSequence == 2 && next[0].count == 199)
         #expect(session.shouldRead)
     }
 
@@ -79,9 +82,9 @@ struct ServerSessionTests {
         guard case .commit = session.dataReceived(dataRun(1...2)) else { Issue.record("expected a commit"); return }
         _ = session.dataReceived(dataRun(3...3))
         #expect(session.inputClosed() == .none, "waits for the commit in flight")
-        guard case .commit(let last) = session.committed(.stored) else { Issue.record("expected the last commit"); return }
-        #expect(last.firstSequence == 3)
-        #expect(session.committed(.stored) == .acknowledgeAndClose(through: 3))
+        guard case .commit(let last) = session.committed([.stored]) else { Issue.record("expected the last commit"); return }
+        #expect(last.first?.firstSequence == 3)
+        #expect(session.committed([.stored]) == .acknowledgeAndClose([.init(stream: 0, through: 2), .init(stream: 0, through: 3)]))
     }
 
     @Test func idleTimeoutSendsGoAwayAndTheDeadlineCloses() {
@@ -109,8 +112,8 @@ struct ServerSessionTests {
         _ = try await sink.claim(clientID: "c1")  // epoch 1: the old connection
         let newer = try await sink.claim(clientID: "c1")
         #expect(newer.epoch == 2 && newer.marks.isEmpty)
-        #expect(try await sink.commit([inFlight]) == [.fenced], "the stale epoch is refused inside the commit")
-        #expect(old.committed(.fenced) == .goAway(.replaced, ""))
+        #expect(try await sink.commit(inFlight) == [.fenced], "the stale epoch is refused inside the commit")
+        #expect(old.committed([.fenced]) == .goAway(.replaced, ""))
         #expect(old.clientID == "c1")
     }
 
@@ -118,11 +121,11 @@ struct ServerSessionTests {
         let sink = DiscardSink()
         let claim = try await sink.claim(clientID: "c1")
         var old = streaming(epoch: claim.epoch)
-        guard case .commit(let batch) = old.dataReceived(dataRun(1...5)) else { Issue.record("expected a commit"); return }
-        #expect(try await sink.commit([batch]) == [.stored])
-        #expect(old.committed(.stored) == .acknowledge(through: 5, next: nil))
+        guard case .commit(let batches) = old.dataReceived(dataRun(1...5)) else { Issue.record("expected a commit"); return }
+        #expect(try await sink.commit(batches) == [.stored])
+        #expect(old.committed([.stored]) == .acknowledge([.init(stream: 0, through: 5)], next: nil))
         let newer = try await sink.claim(clientID: "c1")
-        #expect(newer.marks[""] == 5, "the new connection resumes after everything acknowledged")
+        #expect(newer.sequence(of: "") == 5, "the new connection resumes after everything acknowledged")
         #expect(old.replaced() == .goAway(.replaced, ""))
         _ = old.dataReceived(dataRun(6...7))
         #expect(try await sink.commit([LinkSinkBatch(key: .init(clientID: "c1"), epoch: claim.epoch, firstSequence: 6, lines: ByteBuffer(string: "x\n"), lengths: [1])]) == [.fenced])
@@ -143,10 +146,50 @@ struct ServerSessionTests {
     }
 }
 
+extension ServerSessionTests {
+    @Test func namedStreamsResumeFromTheirOwnMarksAndAreAcknowledgedApart() {
+        var session = ServerSession(configuration: Self.configuration)
+        _ = session.frameReceived(hello())
+        let claim = LinkSinkClaim(epoch: 1, marks: ["a.log": LinkStreamMark(stream: "a.log", sequence: 10, check: 99)])
+        #expect(session.claimed(claim, isNewest: true) == .welcome(
+            serverID: "t", mark: 0, streams: [LinkStreamMark(stream: "a.log", sequence: 10, check: 99)], keepalive: .milliseconds(1000)))
+        #expect(session.frameReceived(.open(stream: 1, id: "a.log")) == .none)
+        #expect(session.frameReceived(.open(stream: 2, id: "b.log")) == .none)
+        var run = ByteBuffer()
+        run.writeLinkFrame(.data(stream: 1, sequence: 11, payload: ByteBuffer(string: "a11")))
+        run.writeLinkFrame(.data(stream: 2, sequence: 1, payload: ByteBuffer(string: "b1")))
+        run.writeLinkFrame(.data(stream: 1, sequence: 12, payload: ByteBuffer(string: "a12")))
+        run.writeLinkFrame(.data(stream: 1, sequence: 3, payload: ByteBuffer(string: "old")))
+        guard case .commit(let batches) = session.dataReceived(run) else { Issue.record("expected a commit"); return }
+        #expect(batches.map { "\($0.key) \($0.firstSequence) \(text($0))" } == ["c1/a.log 11 a11\na12\n", "c1/b.log 1 b1\n"])
+        #expect(session.lastDuplicates == 1)
+        #expect(session.committed([.stored, .stored]) == .acknowledge([.init(stream: 1, through: 12), .init(stream: 2, through: 1)], next: nil))
+    }
+
+    @Test(arguments: [LinkFrame.open(stream: 0, id: "x"), .open(stream: 1, id: "no spaces"), .open(stream: 1, id: "")])
+    func aBadOpenIsAProtocolError(_ frame: LinkFrame) {
+        var session = streaming()
+        #expect(session.frameReceived(frame) == .error(.protocolError, ""))
+    }
+
+    @Test func dataOnAStreamNeverOpenedIsAProtocolError() {
+        var session = streaming()
+        var run = ByteBuffer()
+        run.writeLinkFrame(.data(stream: 5, sequence: 1, payload: ByteBuffer(string: "x")))
+        #expect(session.dataReceived(run) == .error(.protocolError, ""))
+    }
+
+    @Test func aStreamCannotBeOpenedTwice() {
+        var session = streaming()
+        #expect(session.frameReceived(.open(stream: 1, id: "a")) == .none)
+        #expect(session.frameReceived(.open(stream: 2, id: "a")) == .error(.protocolError, ""))
+    }
+}
+
 struct ClientSessionTests {
     @Test func pingsWhenQuietAndReplacesAHalfOpenConnection() {
         var session = ClientSession(pingInterval: .seconds(1), idleTimeout: .seconds(3))
-        #expect(session.frameReceived(.welcome(serverID: "s", highestAccepted: 7)) == .established(mark: 7))
+        #expect(session.frameReceived(.welcome(serverID: "s", highestAccepted: 7)) == .established(mark: 7, streams: []))
         #expect(session.readIdle() == .ping)
         #expect(session.readIdle() == .ping)
         #expect(session.frameReceived(.ping(token: 0)) == .pong(0), "a server PING counts as life and is answered")
@@ -169,7 +212,7 @@ struct ClientSessionTests {
         var session = ClientSession(pingInterval: .seconds(1), idleTimeout: .seconds(3))
         _ = session.frameReceived(.welcome(serverID: "s", highestAccepted: 0))
         #expect(session.closeRequested() == .closeGracefully(last: .goAway(code: .shuttingDown, text: "client closing")))
-        #expect(session.frameReceived(.ack(sequence: 3)) == .acknowledged(3), "an ACK while closing still counts")
+        #expect(session.frameReceived(.ack(sequence: 3)) == .acknowledged(stream: 0, 3), "an ACK while closing still counts")
         #expect(session.inputClosed() == .close)
     }
 }

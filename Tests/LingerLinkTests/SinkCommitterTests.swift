@@ -23,13 +23,13 @@ struct SinkCommitterTests {
             let a = try await committer.claim(clientID: "a", on: loop).get()
             let b = try await committer.claim(clientID: "b", on: loop).get()
             sink.hold()
-            let first = committer.commit(batch("a", epoch: a.epoch, from: 1, ["a1"]), on: loop)
+            let first = committer.commit([batch("a", epoch: a.epoch, from: 1, ["a1"])], on: loop)
             try await Task.sleep(for: .milliseconds(50))  // the first commit is now inside the sink
-            let waiting = (2...4).map { committer.commit(batch("a", epoch: a.epoch, from: UInt64($0), ["a\($0)"]), on: loop) }
-                + [committer.commit(batch("b", epoch: b.epoch, from: 1, ["b1"]), on: loop)]
+            let waiting = (2...4).map { committer.commit([batch("a", epoch: a.epoch, from: UInt64($0), ["a\($0)"])], on: loop) }
+                + [committer.commit([batch("b", epoch: b.epoch, from: 1, ["b1"])], on: loop)]
             sink.release()
-            #expect(try await first.get() == .stored)
-            for future in waiting { #expect(try await future.get() == .stored) }
+            #expect(try await first.get() == [.stored])
+            for future in waiting { #expect(try await future.get() == [.stored]) }
             #expect(sink.commitCalls.map(\.count) == [1, 4], "the four that waited went in one commit")
             #expect(sink.stored == "a1\na2\na3\na4\nb1\n")
             committer.finish()
@@ -46,12 +46,12 @@ struct SinkCommitterTests {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await committer.run() }
             let claim = try await committer.claim(clientID: "a", on: loop).get()
-            #expect(try await committer.commit(batch("a", epoch: claim.epoch, from: 1, ["x"]), on: loop).get() == .stored)
+            #expect(try await committer.commit([batch("a", epoch: claim.epoch, from: 1, ["x"])], on: loop).get() == [.stored])
             #expect(sink.commitCalls.count == 3, "failed twice, stored on the third try")
             #expect(sink.stored == "x\n", "stored once")
             sink.state.withLock { $0.failures = [LinkSinkError("standard output was closed", isRetryable: false)] }
             await #expect(throws: LinkSinkError.self) {
-                try await committer.commit(batch("a", epoch: claim.epoch, from: 2, ["y"]), on: loop).get()
+                try await committer.commit([batch("a", epoch: claim.epoch, from: 2, ["y"])], on: loop).get()
             }
             await #expect(throws: LinkSinkError.self) { try await group.next() }
             await #expect(throws: LinkSinkError.self, "nothing more is taken after a fatal error") {

@@ -7,9 +7,15 @@ struct WireTests {
     static let frames: [LinkFrame] = [
         .hello(LinkFrame.Hello(clientID: "web-1", token: "s3cret")),
         .welcome(serverID: "linger", highestAccepted: 41),
+        .welcome(serverID: "linger", highestAccepted: 0, streams: [
+            LinkStreamMark(stream: "f1024-9ae16a3b2f90404f-0", sequence: 7, check: 0xdead_beef),
+            LinkStreamMark(stream: "spool", sequence: 0, check: 0),
+        ]),
+        .open(stream: 3, id: "f1024-9ae16a3b2f90404f-0"),
         .data(sequence: 42, payload: ByteBuffer(string: "hello, world")),
+        .data(stream: 3, sequence: 1, payload: ByteBuffer(string: "on a named stream")),
         .data(sequence: 43, payload: ByteBuffer()),
-        .ack(sequence: 43), .ping(token: 7), .pong(token: 7),
+        .ack(sequence: 43), .ack(stream: 3, sequence: 1), .ping(token: 7), .pong(token: 7),
         .goAway(code: .shuttingDown, text: "bye"),
         .error(code: .unauthorized, text: "authentication failed: the token is not accepted"),
     ]
@@ -27,7 +33,7 @@ struct WireTests {
     @Test func dataFrameLayoutIsTheDocumentedOne() {
         var buffer = ByteBuffer()
         buffer.writeDataFrame(sequence: 1, payload: Array("ab".utf8))
-        #expect(Array(buffer.readableBytesView) == [0, 0, 0, 11, 3, 0, 0, 0, 0, 0, 0, 0, 1, 97, 98])
+        #expect(Array(buffer.readableBytesView) == [0, 0, 0, 15, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 97, 98])
     }
 
     @Test func decoderHandlesOneByteAtATimeAndManyFramesPerRead() throws {
@@ -139,10 +145,10 @@ struct InboundDecoderTests {
         buffer.writeLinkFrame(.data(sequence: 4, payload: ByteBuffer(string: "m4")))
         try channel.writeInbound(buffer)
         guard case .data(let run)? = try channel.readInbound(as: LinkInbound.self) else { Issue.record("expected a run"); return }
-        #expect(run.readableBytes == 3 * 15)
+        #expect(run.readableBytes == 3 * 19)
         guard case .frame(.ping(5))? = try channel.readInbound(as: LinkInbound.self) else { Issue.record("expected PING"); return }
         guard case .data(let last)? = try channel.readInbound(as: LinkInbound.self) else { Issue.record("expected a run"); return }
-        #expect(last.readableBytes == 15)
+        #expect(last.readableBytes == 19)
         #expect(try channel.finish().isClean)
     }
 

@@ -13,6 +13,9 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     private var session: ClientSession
     private var closeDeadline: Scheduled<Void>?
     private var pingToken: UInt64 = 0
+    /// The streams opened on this connection: only their messages may be written (the server refuses DATA
+    /// on a stream it was not told about).
+    private var opened: Set<UInt32> = [0]
 
     init(client: LinkClient) {
         self.client = client
@@ -46,6 +49,14 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         switch event {
         case is PumpOutbox:
             pump(context: context)
+        case let open as OpenStreams:
+            // A stream opened while this connection streams; one opened before WELCOME goes out with the rest.
+            guard session.state == .streaming else { break }
+            for (number, name) in open.streams where !opened.contains(number) {
+                write(.open(stream: number, id: name), context: context)
+                opened.insert(number)
+            }
+            pump(context: context)
         case is CloseRequested:
             run(session.closeRequested(), context: context)
         case let event as IdleStateHandler.IdleStateEvent where event == .read:
@@ -72,14 +83,18 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         switch action {
         case .none:
             break
-        case .established(let mark):
-            if client.established(serverHighest: mark, channel: context.channel) {
+        case .established(let mark, let streams):
+            if let reopen = client.established(serverHighest: mark, streams: streams, channel: context.channel) {
+                for (number, name) in reopen {
+                    write(.open(stream: number, id: name), context: context)
+                    opened.insert(number)
+                }
                 pump(context: context)
             } else {
                 run(session.closeRequested(), context: context)
             }
-        case .acknowledged(let sequence):
-            client.acknowledged(through: sequence)
+        case .acknowledged(let stream, let sequence):
+            client.acknowledged(stream: stream, through: sequence)
         case .pong(let token):
             write(.pong(token: token), context: context)
             context.flush()
@@ -107,7 +122,8 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     /// Hands every unsent frame to the socket in one flush.
     private func pump(context: ChannelHandlerContext) {
         guard session.state == .streaming else { return }
-        let slices = client.takeUnsent()
+        let slices = client.takeUnsent(streams: opened)
+        context.flush()
         guard !slices.isEmpty else { return }
         for slice in slices { context.write(wrapOutboundOut(slice), promise: nil) }
         context.flush()
@@ -138,6 +154,10 @@ extension ClientConnectionHandler: Sendable {}
 struct PumpOutbox {}
 /// Asks the connection handler to close gracefully (the client is closing).
 struct CloseRequested {}
+/// Asks the connection handler to send OPEN for streams opened while it streams.
+struct OpenStreams {
+    var streams: [(UInt32, String)]
+}
 
 /// A connection error in words: errno text, not a Swift type dump.
 func describe(_ error: any Error) -> String {

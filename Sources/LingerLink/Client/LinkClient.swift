@@ -35,7 +35,7 @@ public final class LinkClient: Service, Sendable {
     private let state = NIOLockedValueBox(State())
 
     private enum Condition {
-        case established, space(Int, Int), acknowledged(UInt64), closing, stopped
+        case established, space(Int, Int), acknowledged([UInt32: UInt64]), closing, stopped
     }
 
     private struct Waiter {
@@ -45,7 +45,15 @@ public final class LinkClient: Service, Sendable {
     }
 
     private struct State {
-        var outbox = Outbox()
+        /// One outbox per stream, by stream number (0: the unnamed stream).
+        var outboxes: [UInt32: Outbox] = [0: Outbox()]
+        /// Named streams opened, by number: reopened on every new connection.
+        var streamNames: [UInt32: String] = [:]
+        /// Named streams to forget once everything sent on them is acknowledged.
+        var finishing: Set<UInt32> = []
+        var nextStream: UInt32 = 1
+        /// The named streams the server knew at the last WELCOME.
+        var knownMarks: [String: LinkStreamMark] = [:]
         var established = false
         var serverHighestAtStart: UInt64 = 0
         var channel: (any Channel)?
@@ -58,6 +66,19 @@ public final class LinkClient: Service, Sendable {
         var reconnects = 0
         var sessions = 0
         var lastConnectError: String?
+
+        var unacknowledged: Int { outboxes.values.reduce(0) { $0 + $1.count } }
+        var unacknowledgedBytes: Int { outboxes.values.reduce(0) { $0 + $1.bytes } }
+        var isEmpty: Bool { outboxes.values.allSatisfy(\.isEmpty) }
+
+        /// Forgets finished streams whose messages are all acknowledged.
+        mutating func dropFinishedStreams() {
+            for number in finishing where outboxes[number]?.isEmpty ?? true {
+                outboxes[number] = nil
+                streamNames[number] = nil
+                finishing.remove(number)
+            }
+        }
     }
 
     public init(configuration: LinkClientConfiguration, logger: Logger, metrics: LinkMetrics = LinkMetrics(role: "client")) {
@@ -73,6 +94,47 @@ public final class LinkClient: Service, Sendable {
     public func start() async throws -> UInt64 {
         try await wait(for: .established)
         return state.withLockedValue { $0.serverHighestAtStart }
+    }
+
+    /// The named streams the server held for this client id at the start of the current session, with the
+    /// mark of each: what a restarted sender consults to resume each of its inputs.
+    public var knownStreams: [LinkStreamMark] {
+        state.withLockedValue { $0.knownMarks.values.sorted { $0.stream < $1.stream } }
+    }
+
+    /// Opens a named stream (one input's content, such as one file) on this link, and returns where the
+    /// server stands on it: messages sent on the stream are numbered after that mark. The stream is reopened
+    /// on every later connection until ``finishStream(_:)``.
+    /// - Parameter name: 1-128 characters of `A-Z a-z 0-9 . _ : -`.
+    public func openStream(_ name: String) async throws -> (stream: LinkStream, mark: LinkStreamMark) {
+        guard LinkClientID.isValid(name) else {
+            throw LinkError(.configuration, "stream name '\(name)' must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+        }
+        try await wait(for: .established)
+        let (stream, mark, channel) = try state.withLockedValue { state -> (LinkStream, LinkStreamMark, (any Channel)?) in
+            if let failure = state.failure { throw failure }
+            if state.streamNames.values.contains(name) { throw LinkError(.configuration, "stream '\(name)' is already open") }
+            let number = state.nextStream
+            state.nextStream += 1
+            let mark = state.knownMarks[name] ?? LinkStreamMark(stream: name, sequence: 0, check: 0)
+            var outbox = Outbox(stream: number)
+            _ = outbox.resume(serverHighest: mark.sequence)
+            state.outboxes[number] = outbox
+            state.streamNames[number] = name
+            return (LinkStream(name: name, number: number), mark, state.channel)
+        }
+        channel?.pipeline.fireUserInboundEventTriggered(OpenStreams(streams: [(stream.number, name)]))
+        return (stream, mark)
+    }
+
+    /// Forgets a named stream once everything sent on it is acknowledged (an input that ended: a rotated
+    /// file read to its end). Its mark stays on the server.
+    public func finishStream(_ stream: LinkStream) {
+        guard stream.number != 0 else { return }
+        state.withLockedValue { state in
+            state.finishing.insert(stream.number)
+            state.dropFinishedStreams()
+        }
     }
 
     /// Queues one message; returns its sequence number. Waits for the first session, and for room in the
@@ -91,20 +153,22 @@ public final class LinkClient: Service, Sendable {
         try await send(batch)
     }
 
-    /// Queues a pre-encoded batch (the fastest way in): its messages get consecutive sequence numbers.
-    /// A batch larger than the outbox limits is admitted once the outbox is empty.
+    /// Queues a pre-encoded batch (the fastest way in) on the unnamed stream, or on `stream`: its messages
+    /// get consecutive sequence numbers. A batch larger than the outbox limits is admitted once the outbox
+    /// is empty.
     /// - Returns: the sequence number of the batch's last message.
     @discardableResult
-    public func send(_ batch: LinkBatch) async throws -> UInt64 {
+    public func send(_ batch: LinkBatch, on stream: LinkStream = .unnamed) async throws -> UInt64 {
         try await wait(for: .established)
         while true {
             let outcome = try state.withLockedValue { state -> (UInt64, (any Channel)?)? in
                 if let failure = state.failure { throw failure }
                 if state.closing { throw LinkError(.closed, "the link is closed") }
-                guard state.outbox.isEmpty || hasRoom(state.outbox, addingMessages: batch.count, bytes: batch.byteCount) else {
+                guard state.outboxes[stream.number] != nil else { throw LinkError(.configuration, "stream '\(stream.name)' is not open") }
+                guard state.isEmpty || hasRoom(state, addingMessages: batch.count, bytes: batch.byteCount) else {
                     return nil
                 }
-                let last = state.outbox.append(batch: batch)
+                let last = state.outboxes[stream.number]!.append(batch: batch)
                 guard let channel = state.channel, !state.pumpScheduled else { return (last, nil) }
                 state.pumpScheduled = true
                 return (last, channel)
@@ -127,14 +191,14 @@ public final class LinkClient: Service, Sendable {
         }
     }
 
-    /// Returns once the server has acknowledged every message sent so far.
+    /// Returns once the server has acknowledged every message sent so far, on every stream.
     public func flush() async throws {
-        let last = state.withLockedValue { $0.outbox.lastSequence }
+        let last = state.withLockedValue { $0.outboxes.mapValues(\.lastSequence) }
         try await wait(for: .acknowledged(last))
     }
 
-    /// Unacknowledged messages right now.
-    public var unacknowledged: Int { state.withLockedValue { $0.outbox.count } }
+    /// Unacknowledged messages right now, on every stream.
+    public var unacknowledged: Int { state.withLockedValue { $0.unacknowledged } }
 
     /// How many times the client reconnected.
     public var reconnectCount: Int { state.withLockedValue { $0.reconnects } }
@@ -237,40 +301,53 @@ public final class LinkClient: Service, Sendable {
 
     // MARK: - Called by the connection handler (on its event loop)
 
-    /// A session is up. Returns false (and fails the link) when the server holds more of this client id
-    /// than this client ever sent on a later session: another sender wrote with the same id.
-    func established(serverHighest: UInt64, channel: any Channel) -> Bool {
-        let waiters = state.withLockedValue { state -> [Waiter] in
-            if state.established && serverHighest > state.outbox.lastSequence {
-                state.failure = LinkError(
-                    .replaced,
-                    "another sender took over client id \(configuration.clientID): the server holds message \(serverHighest), "
-                        + "and this sender only sent \(state.outbox.lastSequence)")
-                return takeReadyWaiters(&state)
+    /// A session is up: resume every stream from the server's marks. Returns the named streams to reopen on
+    /// this connection, or nil (and fails the link) when the server holds more of a stream than this client
+    /// ever sent on it on a later session: another sender wrote with the same id.
+    func established(serverHighest: UInt64, streams: [LinkStreamMark], channel: any Channel) -> [(UInt32, String)]? {
+        let marks = Dictionary(streams.map { ($0.stream, $0) }, uniquingKeysWith: { a, _ in a })
+        let (waiters, reopen) = state.withLockedValue { state -> ([Waiter], [(UInt32, String)]?) in
+            state.knownMarks = marks
+            var serverMarks: [UInt32: UInt64] = [0: serverHighest]
+            for (number, name) in state.streamNames { serverMarks[number] = marks[name]?.sequence ?? 0 }
+            if state.established {
+                for (number, mark) in serverMarks where mark > state.outboxes[number]?.lastSequence ?? 0 {
+                    let name = number == 0 ? "" : " on stream \(state.streamNames[number] ?? "?")"
+                    state.failure = LinkError(
+                        .replaced,
+                        "another sender took over client id \(configuration.clientID): the server holds message \(mark)\(name), "
+                            + "and this sender only sent \(state.outboxes[number]?.lastSequence ?? 0)")
+                    return (takeReadyWaiters(&state), nil)
+                }
             }
-            let resent = state.outbox.resume(serverHighest: serverHighest)
-            if resent > 0 { metrics.resends.increment(by: Int64(resent)) }
+            for (number, mark) in serverMarks {
+                let resent = state.outboxes[number]?.resume(serverHighest: mark) ?? 0
+                if resent > 0 { metrics.resends.increment(by: Int64(resent)) }
+            }
             if !state.established {
                 state.established = true
                 state.serverHighestAtStart = serverHighest
             }
             state.channel = channel
             state.sessions += 1
-            return takeReadyWaiters(&state)
+            return (takeReadyWaiters(&state), state.streamNames.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
         }
-        logger.debug("session established", metadata: ["serverHighest": "\(serverHighest)"])
+        logger.debug("session established", metadata: ["serverHighest": "\(serverHighest)", "streams": "\(streams.count)"])
         resume(waiters)
-        return state.withLockedValue { $0.failure == nil }
+        return reopen
     }
 
-    func acknowledged(through sequence: UInt64) {
+    func acknowledged(stream: UInt32, through sequence: UInt64) {
         let waiters = state.withLockedValue { state -> [Waiter] in
-            let bytesBefore = state.outbox.bytes
-            let newly = state.outbox.acknowledge(through: sequence)
+            guard var outbox = state.outboxes[stream] else { return [] }
+            let bytesBefore = outbox.bytes
+            let newly = outbox.acknowledge(through: sequence)
+            state.outboxes[stream] = outbox
+            if !state.finishing.isEmpty { state.dropFinishedStreams() }
             metrics.messagesAcknowledged.increment(by: Int64(newly))
-            metrics.bytesAcknowledged.increment(by: Int64(bytesBefore - state.outbox.bytes))
-            metrics.outboxDepth.record(state.outbox.count)
-            if let oldest = state.outbox.oldestCreatedAt {
+            metrics.bytesAcknowledged.increment(by: Int64(bytesBefore - outbox.bytes))
+            metrics.outboxDepth.record(state.unacknowledged)
+            if let oldest = state.outboxes.values.compactMap(\.oldestCreatedAt).min() {
                 metrics.oldestUnacknowledgedSeconds.record(Double((ContinuousClock.now - oldest).components.seconds))
             } else {
                 metrics.oldestUnacknowledgedSeconds.record(0)
@@ -280,8 +357,15 @@ public final class LinkClient: Service, Sendable {
         resume(waiters)
     }
 
-    func takeUnsent() -> [ByteBuffer] {
-        state.withLockedValue { $0.outbox.takeUnsent() }
+    /// The frames not yet written, of the streams opened on the current connection.
+    func takeUnsent(streams: Set<UInt32>) -> [ByteBuffer] {
+        state.withLockedValue { state in
+            var slices: [ByteBuffer] = []
+            for number in state.outboxes.keys.sorted() where streams.contains(number) {
+                slices += state.outboxes[number]!.takeUnsent()
+            }
+            return slices
+        }
     }
 
     /// An ERROR or a final GOAWAY from the server. Retryable codes only log; the rest end the link.
@@ -318,8 +402,8 @@ public final class LinkClient: Service, Sendable {
         channel?.pipeline.fireUserInboundEventTriggered(CloseRequested())
     }
 
-    private func hasRoom(_ outbox: Outbox, addingMessages messages: Int, bytes: Int) -> Bool {
-        outbox.count + messages <= configuration.outboxMessages && outbox.bytes + bytes <= configuration.outboxBytes
+    private func hasRoom(_ state: State, addingMessages messages: Int, bytes: Int) -> Bool {
+        state.unacknowledged + messages <= configuration.outboxMessages && state.unacknowledgedBytes + bytes <= configuration.outboxBytes
     }
 
     /// Suspends until `condition` holds, the link fails or stops, or the task is cancelled.
@@ -353,8 +437,8 @@ public final class LinkClient: Service, Sendable {
     private func isSatisfied(_ condition: Condition, _ state: State) -> Bool {
         switch condition {
         case .established: state.established
-        case .space(let messages, let bytes): state.outbox.isEmpty || hasRoom(state.outbox, addingMessages: messages, bytes: bytes)
-        case .acknowledged(let sequence): state.outbox.acknowledged >= sequence
+        case .space(let messages, let bytes): state.isEmpty || hasRoom(state, addingMessages: messages, bytes: bytes)
+        case .acknowledged(let marks): marks.allSatisfy { number, last in (state.outboxes[number]?.acknowledged ?? .max) >= last }
         case .closing: state.closing || state.failure != nil
         case .stopped: state.stopped
         }
@@ -390,6 +474,15 @@ public final class LinkClient: Service, Sendable {
         }
         resume(waiters)
     }
+}
+
+/// A stream of a ``LinkClient``: the unnamed one, or one opened with ``LinkClient/openStream(_:)``.
+public struct LinkStream: Sendable, Hashable {
+    public let name: String
+    let number: UInt32
+
+    /// The client's single unnamed stream (what `send` uses unless told otherwise).
+    public static let unnamed = LinkStream(name: "", number: 0)
 }
 
 extension Duration {

@@ -4,6 +4,11 @@ import NIOCore
 /// the socket is one write of many frames (batching is what decides throughput), and resending after a
 /// reconnect is a slice from the first unacknowledged frame.
 struct Outbox {
+    /// The stream number stamped into every frame (0: the unnamed stream).
+    let stream: UInt32
+
+    init(stream: UInt32 = 0) { self.stream = stream }
+
     struct Chunk {
         var firstSequence: UInt64
         var buffer: ByteBuffer
@@ -37,7 +42,8 @@ struct Outbox {
         let base = buffer.readerIndex
         var sequence = nextSequence
         for offset in batch.offsets {
-            buffer.setInteger(sequence, at: base + Int(offset) + 5)  // after u32 length and u8 type
+            buffer.setInteger(stream, at: base + Int(offset) + 5)  // after u32 length and u8 type
+            buffer.setInteger(sequence, at: base + Int(offset) + 9)
             sequence += 1
         }
         chunks.append(Chunk(firstSequence: nextSequence, buffer: buffer, offsets: batch.offsets, createdAt: .now))
@@ -67,11 +73,11 @@ struct Outbox {
 
     /// After a (re)connect: the server holds everything through `highest`. Messages after it will be
     /// (re)sent from the start of the next ``takeUnsent()``. A server ahead of us (a restarted client with
-    /// the same id) moves numbering past its mark.
+    /// the same id, on its first session) moves numbering past its mark; the client checks beforehand that
+    /// a server ahead of what it sent is not another sender's doing.
     /// Returns how many messages will go out again.
     mutating func resume(serverHighest highest: UInt64) -> Int {
         if highest >= nextSequence {
-            precondition(isEmpty || highest >= lastSequence, "outbox holds messages the server already has")
             nextSequence = highest + 1
             chunks.removeAll()
             bytes = 0

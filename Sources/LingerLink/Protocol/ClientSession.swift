@@ -17,9 +17,9 @@ struct ClientSession {
 
     enum Action: Equatable {
         case none
-        /// The session is up: resume from the server's mark, then send.
-        case established(mark: UInt64)
-        case acknowledged(UInt64)
+        /// The session is up: resume from the server's marks, reopen the named streams, then send.
+        case established(mark: UInt64, streams: [LinkStreamMark])
+        case acknowledged(stream: UInt32, UInt64)
         case pong(UInt64)
         case ping
         /// Planned close, client first: write `last` (if any), shut our write side, close at the deadline.
@@ -49,11 +49,11 @@ struct ClientSession {
         switch (state, frame) {
         case (.closed, _):
             return .none
-        case (.helloSent, .welcome(_, let mark)):
+        case (.helloSent, .welcome(_, let mark, let streams)):
             state = .streaming
-            return .established(mark: mark)
-        case (.streaming, .ack(let sequence)), (.closing, .ack(let sequence)):
-            return .acknowledged(sequence)
+            return .established(mark: mark, streams: streams)
+        case (.streaming, .ack(let stream, let sequence)), (.closing, .ack(let stream, let sequence)):
+            return .acknowledged(stream: stream, sequence)
         case (_, .ping(let token)):
             return state == .closing ? .none : .pong(token)
         case (_, .pong):

@@ -28,35 +28,65 @@ struct ServerSession {
         var pendingLimit: Int
     }
 
-    struct Stream {
+    /// One stream of the connection: its receive position and the batch it is filling.
+    struct StreamState {
         var key: LinkStreamKey
-        var epoch: UInt64
         /// The highest sequence received (stored, in flight or pending).
         var received: UInt64
-        var acknowledged: UInt64
         var pending: LinkSinkBatch
-        /// The last sequence of the batch being committed, if one is.
-        var inFlightThrough: UInt64?
+    }
 
-        mutating func takePending() -> LinkSinkBatch? {
-            guard !pending.isEmpty, inFlightThrough == nil else { return nil }
-            let batch = pending
-            inFlightThrough = batch.lastSequence
-            pending = LinkSinkBatch(key: key, epoch: epoch, firstSequence: batch.lastSequence + 1)
-            return batch
+    /// What a connection holds once its claim came back.
+    struct Session {
+        var clientID: String
+        var epoch: UInt64
+        /// Where each stream stood at the claim: the resume point of a stream the client opens.
+        var marks: [String: LinkStreamMark]
+        /// By stream number; 0 is the unnamed stream and exists from the start.
+        var streams: [UInt32: StreamState]
+        /// The commit in flight (one per connection): what each stream's ACK will say when it returns.
+        var inFlight: [Acknowledgement]?
+        /// While draining: what the commits since the peer's EOF stored, for the last ACKs.
+        var acknowledged: [Acknowledgement] = []
+        /// Bytes (or, without bytes, messages) received and not yet in a commit.
+        var pendingSize = 0
+
+        /// Every stream's pending messages as one commit, if none is in flight.
+        mutating func takePending() -> [LinkSinkBatch]? {
+            guard inFlight == nil, pendingSize > 0 else { return nil }
+            var batches: [LinkSinkBatch] = []
+            var acknowledgements: [Acknowledgement] = []
+            for index in streams.keys.sorted() {
+                guard var stream = streams[index], !stream.pending.isEmpty else { continue }
+                let batch = stream.pending
+                stream.pending = LinkSinkBatch(key: stream.key, epoch: epoch, firstSequence: batch.lastSequence + 1)
+                streams[index] = stream
+                batches.append(batch)
+                acknowledgements.append(Acknowledgement(stream: index, through: batch.lastSequence))
+            }
+            pendingSize = 0
+            guard !batches.isEmpty else { return nil }
+            inFlight = acknowledgements
+            return batches
         }
+    }
+
+    /// "Everything on `stream` through `through` is stored": one ACK frame.
+    struct Acknowledgement: Equatable {
+        var stream: UInt32
+        var through: UInt64
     }
 
     enum State {
         case awaitingHello
         case claiming(clientID: String)
-        case streaming(Stream)
+        case streaming(Session)
         /// The peer finished sending: commit what is pending, acknowledge, close.
-        case draining(Stream)
+        case draining(Session)
         /// GOAWAY or ERROR sent; a commit still in flight may yet be acknowledged.
-        case closing(Stream?)
+        case closing(Session?)
         case closed
-        /// Transient, while a stream is mutated in place (no copy-on-write of its buffer).
+        /// Transient, while a session is mutated in place (no copy-on-write of its buffers).
         case modifying
     }
 
@@ -65,12 +95,12 @@ struct ServerSession {
         /// Ask the sink to fence earlier connections of this client id and say where it stands.
         case claim(clientID: String)
         /// WELCOME, and from now on PING the client when nothing else was written for `keepalive`.
-        case welcome(serverID: String, mark: UInt64, keepalive: TimeAmount?)
-        case commit(LinkSinkBatch)
-        /// ACK `through`; then commit `next` if given; then resume reading if it had stopped.
-        case acknowledge(through: UInt64, next: LinkSinkBatch?)
-        /// ACK `through` (if any), then close: the peer has finished.
-        case acknowledgeAndClose(through: UInt64?)
+        case welcome(serverID: String, mark: UInt64, streams: [LinkStreamMark], keepalive: TimeAmount?)
+        case commit([LinkSinkBatch])
+        /// ACK each stream; then commit `next` if given; then resume reading if it had stopped.
+        case acknowledge([Acknowledgement], next: [LinkSinkBatch]?)
+        /// ACK each stream, then close: the peer has finished.
+        case acknowledgeAndClose([Acknowledgement])
         case pong(UInt64)
         case ping
         /// GOAWAY: the client closes first; the handler closes at the deadline.
@@ -80,20 +110,26 @@ struct ServerSession {
         case close
 
         static func == (a: Action, b: Action) -> Bool {
+            func same(_ x: [LinkSinkBatch]?, _ y: [LinkSinkBatch]?) -> Bool {
+                x?.map { "\($0.key) \($0.firstSequence) \($0.count)" } == y?.map { "\($0.key) \($0.firstSequence) \($0.count)" }
+            }
             switch (a, b) {
-            case (.none, .none), (.ping, .ping), (.close, .close): true
-            case (.claim(let x), .claim(let y)): x == y
-            case (.welcome(let s1, let m1, let k1), .welcome(let s2, let m2, let k2)): s1 == s2 && m1 == m2 && k1 == k2
-            case (.commit(let x), .commit(let y)): x.key == y.key && x.firstSequence == y.firstSequence && x.count == y.count
-            case (.acknowledge(let t1, let n1), .acknowledge(let t2, let n2)):
-                t1 == t2 && n1?.firstSequence == n2?.firstSequence && n1?.count == n2?.count
-            case (.acknowledgeAndClose(let x), .acknowledgeAndClose(let y)): x == y
-            case (.pong(let x), .pong(let y)): x == y
-            case (.goAway(let c1, _), .goAway(let c2, _)), (.error(let c1, _), .error(let c2, _)): c1 == c2
-            default: false
+            case (.none, .none), (.ping, .ping), (.close, .close): return true
+            case (.claim(let x), .claim(let y)): return x == y
+            case (.welcome(let s1, let m1, let t1, let k1), .welcome(let s2, let m2, let t2, let k2)):
+                return s1 == s2 && m1 == m2 && t1 == t2 && k1 == k2
+            case (.commit(let x), .commit(let y)): return same(x, y)
+            case (.acknowledge(let a1, let n1), .acknowledge(let a2, let n2)): return a1 == a2 && same(n1, n2)
+            case (.acknowledgeAndClose(let x), .acknowledgeAndClose(let y)): return x == y
+            case (.pong(let x), .pong(let y)): return x == y
+            case (.goAway(let c1, _), .goAway(let c2, _)), (.error(let c1, _), .error(let c2, _)): return c1 == c2
+            default: return false
             }
         }
     }
+
+    /// Streams one connection may open: bounds the server's memory per connection.
+    static let maximumStreams = 4096
 
     let configuration: Configuration
     private(set) var state = State.awaitingHello
@@ -106,8 +142,8 @@ struct ServerSession {
     /// Whether the handler should read from the socket now. Reading stops while a commit is in flight and
     /// the next batch has reached its limit: the sink sets the pace, and memory stays bounded.
     var shouldRead: Bool {
-        if case .streaming(let stream) = state {
-            return stream.inFlightThrough == nil || stream.pending.lines.readableBytes + stream.pending.count < configuration.pendingLimit
+        if case .streaming(let session) = state {
+            return session.inFlight == nil || session.pendingSize < configuration.pendingLimit
         }
         return true
     }
@@ -115,7 +151,7 @@ struct ServerSession {
     /// Whether the connection waits for the sink (its silence is then ours, not the client's).
     var isWaitingForSink: Bool {
         switch state {
-        case .streaming(let stream), .draining(let stream): stream.inFlightThrough != nil
+        case .streaming(let session), .draining(let session): session.inFlight != nil
         case .claiming: true
         default: false
         }
@@ -125,8 +161,8 @@ struct ServerSession {
     var clientID: String? {
         switch state {
         case .claiming(let id): id
-        case .streaming(let stream), .draining(let stream): stream.key.clientID
-        case .closing(let stream): stream?.key.clientID
+        case .streaming(let session), .draining(let session): session.clientID
+        case .closing(let session): session?.clientID
         default: nil
         }
     }
@@ -143,10 +179,21 @@ struct ServerSession {
             return .pong(token)
         case (_, .pong):
             return .none
-        case (.streaming(let stream), .goAway):
+        case (.streaming(let session), .goAway):
             // The client is leaving: it sends nothing more. Finish as at EOF.
-            state = .draining(stream)
+            state = .draining(session)
             return drainStep()
+        case (.streaming(var session), .open(let index, let id)):
+            guard index > 0, session.streams[index] == nil, LinkClientID.isValid(id),
+                !session.streams.values.contains(where: { $0.key.stream == id }), session.streams.count < Self.maximumStreams
+            else {
+                return fail(.protocolError, "cannot open stream \(index) as '\(id)': a number above 0 not yet open, a name of 1-128 of A-Z a-z 0-9 . _ : -, not open twice, at most \(Self.maximumStreams) streams")
+            }
+            let mark = session.marks[id]?.sequence ?? 0
+            let key = LinkStreamKey(clientID: session.clientID, stream: id)
+            session.streams[index] = StreamState(key: key, received: mark, pending: LinkSinkBatch(key: key, epoch: session.epoch, firstSequence: mark + 1))
+            state = .streaming(session)
+            return .none
         case (_, .error):
             state = .closing(nil)
             return .close
@@ -177,19 +224,20 @@ struct ServerSession {
         guard case .claiming(let clientID) = state else { return .none }
         guard isNewest else { return replaced() }
         let key = LinkStreamKey(clientID: clientID)
-        let mark = claim.marks[key.stream] ?? 0
-        state = .streaming(Stream(
-            key: key, epoch: claim.epoch, received: mark, acknowledged: mark,
-            pending: LinkSinkBatch(key: key, epoch: claim.epoch, firstSequence: mark + 1), inFlightThrough: nil))
-        return .welcome(serverID: configuration.serverID, mark: mark, keepalive: keepalive)
+        let mark = claim.sequence(of: "")
+        let unnamed = StreamState(key: key, received: mark, pending: LinkSinkBatch(key: key, epoch: claim.epoch, firstSequence: mark + 1))
+        state = .streaming(Session(clientID: clientID, epoch: claim.epoch, marks: claim.marks, streams: [0: unnamed]))
+        let named = claim.marks.values.filter { !$0.stream.isEmpty }.sorted { $0.stream < $1.stream }
+        return .welcome(serverID: configuration.serverID, mark: mark, streams: named, keepalive: keepalive)
     }
 
-    /// Accepts a run of whole DATA frames: in-order sequences join the pending batch, repeats are dropped,
-    /// a gap is a protocol error. Returns `.commit` when nothing is in flight (the batch goes at once).
+    /// Accepts a run of whole DATA frames: in-order sequences join their stream's pending batch, repeats
+    /// are dropped, a gap or an unopened stream is a protocol error. Returns `.commit` when nothing is in
+    /// flight (the batches go at once).
     mutating func dataReceived(_ frames: ByteBuffer) -> Action {
         lastAccepted = 0
         lastDuplicates = 0
-        guard case .streaming(var stream) = state else {
+        guard case .streaming(var session) = state else {
             if case .awaitingHello = state { return fail(.protocolError, "DATA before HELLO") }
             if case .claiming = state { return fail(.protocolError, "DATA before WELCOME") }
             return .none
@@ -197,71 +245,85 @@ struct ServerSession {
         state = .modifying
         let keep = configuration.keepMessageBytes
         let newlinesAllowed = configuration.acceptsNewlines
-        var received = stream.received
-        var accepted = 0, duplicates = 0
+        var accepted = 0, duplicates = 0, size = 0
         var refusal: (LinkCloseCode, String)?
-        if keep { stream.pending.reserve(bytes: frames.readableBytes) }
+        // The stream being filled, taken out of the dictionary while its frames run (most runs are one stream).
+        var index: UInt32 = 0
+        var current = session.streams.removeValue(forKey: 0)
+        if keep { current?.pending.reserve(bytes: frames.readableBytes) }
         frames.withUnsafeReadableBytes { bytes in
             var offset = 0
             while offset < bytes.count {
                 let length = Int(UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
-                let sequence = UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: offset + 5, as: UInt64.self))
-                let payload = UnsafeRawBufferPointer(rebasing: bytes[(offset + 13)..<(offset + 4 + length)])
+                let stream = UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: offset + 5, as: UInt32.self))
+                let sequence = UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: offset + 9, as: UInt64.self))
+                let payload = UnsafeRawBufferPointer(rebasing: bytes[(offset + 17)..<(offset + 4 + length)])
                 offset += 4 + length
-                if sequence == received &+ 1 {
+                if stream != index || current == nil {
+                    if let current { session.streams[index] = current }
+                    index = stream
+                    current = session.streams.removeValue(forKey: stream)
+                    guard current != nil else {
+                        refusal = (.protocolError, "DATA on stream \(stream), which was not opened")
+                        return
+                    }
+                }
+                if sequence == current!.received &+ 1 {
                     if !newlinesAllowed, payload.count > 0, memchr(payload.baseAddress!, Int32(UInt8(ascii: "\n")), payload.count) != nil {
                         refusal = (.messageRefused, "message \(sequence) contains a newline, and this server's sink stores one message per line")
                         return
                     }
-                    received = sequence
+                    current!.received = sequence
                     accepted += 1
-                    stream.pending.append(payload, keepBytes: keep)
-                } else if sequence <= received {
+                    size += keep ? payload.count + 1 : 1
+                    current!.pending.append(payload, keepBytes: keep)
+                } else if sequence <= current!.received {
                     duplicates += 1
                 } else {
-                    refusal = (.protocolError, "sequence \(sequence) after \(received) skips messages")
+                    refusal = (.protocolError, "sequence \(sequence) after \(current!.received) skips messages")
                     return
                 }
             }
         }
-        stream.received = received
+        if let current { session.streams[index] = current }
+        session.pendingSize += size
         lastAccepted = accepted
         lastDuplicates = duplicates
         if let refusal {
             // The refusal is final for this client, so the messages pending before it are not committed.
-            state = .streaming(stream)
+            state = .streaming(session)
             return fail(refusal.0, refusal.1)
         }
-        let next = stream.takePending()
-        state = .streaming(stream)
+        let next = session.takePending()
+        state = .streaming(session)
         return next.map { .commit($0) } ?? .none
     }
 
-    /// The sink answered for the batch in flight.
-    mutating func committed(_ outcome: LinkCommitOutcome) -> Action {
+    /// The sink answered for the commit in flight, one outcome per batch.
+    mutating func committed(_ outcomes: [LinkCommitOutcome]) -> Action {
+        let stored = outcomes.allSatisfy { $0 == .stored }
         switch state {
-        case .streaming(var stream):
-            guard outcome == .stored, let through = stream.inFlightThrough else { return replaced() }
-            stream.inFlightThrough = nil
-            stream.acknowledged = through
-            let next = stream.takePending()
-            state = .streaming(stream)
-            return .acknowledge(through: through, next: next)
-        case .draining(var stream):
-            guard outcome == .stored, let through = stream.inFlightThrough else {
+        case .streaming(var session):
+            guard stored, let acknowledgements = session.inFlight else { return replaced() }
+            session.inFlight = nil
+            let next = session.takePending()
+            state = .streaming(session)
+            return .acknowledge(acknowledgements, next: next)
+        case .draining(var session):
+            guard stored, let acknowledgements = session.inFlight else {
                 state = .closing(nil)
                 return .close
             }
-            stream.inFlightThrough = nil
-            stream.acknowledged = through
-            state = .draining(stream)
+            session.inFlight = nil
+            session.acknowledged += acknowledgements
+            state = .draining(session)
             return drainStep()
-        case .closing(var stream?):
+        case .closing(var session?):
             // Leaving, but an ACK the client can still read saves it a resend.
-            guard outcome == .stored, let through = stream.inFlightThrough else { return .none }
-            stream.inFlightThrough = nil
-            state = .closing(stream)
-            return .acknowledge(through: through, next: nil)
+            guard stored, let acknowledgements = session.inFlight else { return .none }
+            session.inFlight = nil
+            state = .closing(session)
+            return .acknowledge(acknowledgements, next: nil)
         default:
             return .none
         }
@@ -278,8 +340,8 @@ struct ServerSession {
     /// The peer closed its side (EOF): commit what is pending, acknowledge, close.
     mutating func inputClosed() -> Action {
         switch state {
-        case .streaming(let stream):
-            state = .draining(stream)
+        case .streaming(let session):
+            state = .draining(session)
             return drainStep()
         case .closed:
             return .none
@@ -290,14 +352,14 @@ struct ServerSession {
     }
 
     private mutating func drainStep() -> Action {
-        guard case .draining(var stream) = state else { return .none }
-        if stream.inFlightThrough != nil { return .none }
-        if let batch = stream.takePending() {
-            state = .draining(stream)
-            return .commit(batch)
+        guard case .draining(var session) = state else { return .none }
+        if session.inFlight != nil { return .none }
+        if let batches = session.takePending() {
+            state = .draining(session)
+            return .commit(batches)
         }
         state = .closed
-        return .acknowledgeAndClose(through: stream.acknowledged > 0 ? stream.acknowledged : nil)
+        return .acknowledgeAndClose(session.acknowledged)
     }
 
     // MARK: - Other events
@@ -352,7 +414,7 @@ struct ServerSession {
     private mutating func goAway(_ code: LinkCloseCode, _ text: String) -> Action {
         switch state {
         case .closing, .closed: return .none
-        case .streaming(let stream), .draining(let stream): state = .closing(stream)
+        case .streaming(let session), .draining(let session): state = .closing(session)
         default: state = .closing(nil)
         }
         return .goAway(code, text)
@@ -361,7 +423,7 @@ struct ServerSession {
     private mutating func fail(_ code: LinkCloseCode, _ text: String) -> Action {
         switch state {
         case .closing, .closed: return .none
-        case .streaming(let stream): state = .closing(stream)
+        case .streaming(let session): state = .closing(session)
         default: state = .closing(nil)
         }
         return .error(code, text)
@@ -390,6 +452,7 @@ extension LinkFrame {
         case .pong: "PONG"
         case .goAway: "GOAWAY"
         case .error: "ERROR"
+        case .open: "OPEN"
         }
     }
 }

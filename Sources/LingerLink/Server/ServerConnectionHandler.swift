@@ -133,21 +133,21 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
             committer.claim(clientID: clientID, on: context.eventLoop).assumeIsolated().whenComplete { result in
                 self.claimCompleted(result, clientID: clientID, channel: channel)
             }
-        case .welcome(let serverID, let mark, let keepalive):
-            write(.welcome(serverID: serverID, highestAccepted: mark), context: context)
+        case .welcome(let serverID, let mark, let streams, let keepalive):
+            write(.welcome(serverID: serverID, highestAccepted: mark, streams: streams), context: context)
             context.flush()
             if let keepalive, keepalive > .zero {
                 try? context.pipeline.syncOperations.addHandler(IdleStateHandler(writeTimeout: keepalive), position: .first)
             }
-        case .commit(let batch):
-            commit(batch, context: context)
-        case .acknowledge(let through, let next):
-            write(.ack(sequence: through), context: context)
+        case .commit(let batches):
+            commit(batches, context: context)
+        case .acknowledge(let acknowledgements, let next):
+            for ack in acknowledgements { write(.ack(stream: ack.stream, sequence: ack.through), context: context) }
             context.flush()
             if let next { commit(next, context: context) }
             resumeReadingIfWanted(context: context)
-        case .acknowledgeAndClose(let through):
-            if let through { write(.ack(sequence: through), context: context) }
+        case .acknowledgeAndClose(let acknowledgements):
+            for ack in acknowledgements { write(.ack(stream: ack.stream, sequence: ack.through), context: context) }
             context.flush()
             context.close(promise: nil)
         case .pong(let token):
@@ -172,11 +172,11 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    private func commit(_ batch: LinkSinkBatch, context: ChannelHandlerContext) {
-        committer.commit(batch, on: context.eventLoop).assumeIsolated().whenComplete { result in
+    private func commit(_ batches: [LinkSinkBatch], context: ChannelHandlerContext) {
+        committer.commit(batches, on: context.eventLoop).assumeIsolated().whenComplete { result in
             guard let context = self.context else { return }
             switch result {
-            case .success(let outcome): self.run(self.session.committed(outcome), context: context)
+            case .success(let outcomes): self.run(self.session.committed(outcomes), context: context)
             case .failure(let error as LinkSinkError): self.run(self.session.commitFailed(error), context: context)
             case .failure(let error): self.run(self.session.commitFailed(LinkSinkError("\(error)", isRetryable: false)), context: context)
             }

@@ -5,8 +5,9 @@
 ///
 /// ```
 /// linger-state 2 <device> <inode>          the data file this log describes (first line)
-/// c <length> <client id> <stream> <seq>    after a commit: the data file's committed length, and the
+/// c <length> <client id> <stream> <seq> <check>   after a commit: the data file's committed length, the
 ///                                          stream's new high-water mark (stream "=" is the unnamed one)
+///                                          and the fingerprint of its last message
 /// a <length>                               content adopted with --adopt-existing (not written by linger)
 /// h <length> <fnv-1a 64 of those bytes>    the data file's first bytes (up to 4 KiB), written while it is
 ///                                          that short: with the inode, how a replaced file is recognised
@@ -25,7 +26,7 @@ struct FileSinkStateLog {
     var head: (length: Int64, hash: UInt64)?
     /// The data file's length that the log proves linger wrote or adopted.
     var length: Int64 = 0
-    var marks: [LinkStreamKey: UInt64] = [:]
+    var marks: [LinkStreamKey: MarkBook.Mark] = [:]
     /// Bytes of the log that form complete, well-formed records; anything after is torn.
     var validPrefix = 0
     /// How many records the log holds (to decide when to compact it).
@@ -54,10 +55,11 @@ struct FileSinkStateLog {
         case "linger-state" where first && fields.count == 4 && fields[1] == "2":
             guard let device = UInt64(fields[2]), let inode = UInt64(fields[3]) else { return false }
             identity = Identity(device: device, inode: inode)
-        case "c" where fields.count == 5:
-            guard let length = Int64(fields[1]), let sequence = UInt64(fields[4]) else { return false }
+        case "c" where fields.count == 6:
+            guard let length = Int64(fields[1]), let sequence = UInt64(fields[4]), let check = UInt64(fields[5]) else { return false }
             self.length = length
-            marks[LinkStreamKey(clientID: fields[2], stream: fields[3] == Self.unnamedStream ? "" : fields[3])] = sequence
+            let key = LinkStreamKey(clientID: fields[2], stream: fields[3] == Self.unnamedStream ? "" : fields[3])
+            marks[key] = MarkBook.Mark(sequence: sequence, check: check)
         case "h" where fields.count == 3:
             guard let length = Int64(fields[1]), let hash = UInt64(fields[2]) else { return false }
             head = (length, hash)
@@ -68,15 +70,15 @@ struct FileSinkStateLog {
             // The first format: "<length> <client id> <seq>".
             guard fields.count == 3, let length = Int64(fields[0]), let sequence = UInt64(fields[2]) else { return false }
             self.length = length
-            marks[LinkStreamKey(clientID: fields[1])] = sequence
+            marks[LinkStreamKey(clientID: fields[1])] = MarkBook.Mark(sequence: sequence, check: 0)
         }
         return true
     }
 
     static func header(_ identity: Identity) -> String { "linger-state 2 \(identity.device) \(identity.inode)\n" }
 
-    static func commitRecord(length: Int64, key: LinkStreamKey, sequence: UInt64) -> String {
-        "c \(length) \(key.clientID) \(key.stream.isEmpty ? unnamedStream : key.stream) \(sequence)\n"
+    static func commitRecord(length: Int64, key: LinkStreamKey, mark: MarkBook.Mark) -> String {
+        "c \(length) \(key.clientID) \(key.stream.isEmpty ? unnamedStream : key.stream) \(mark.sequence) \(mark.check)\n"
     }
 
     static func adoptRecord(length: Int64) -> String { "a \(length)\n" }
@@ -86,22 +88,14 @@ struct FileSinkStateLog {
     /// How many leading bytes of the data file the head fingerprint covers at most.
     static let headLimit: Int64 = 4096
 
-    /// FNV-1a, 64 bits: enough to tell one file's head from another's, not a defence against forgery.
-    static func fingerprint(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in bytes {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x0000_0100_0000_01b3
-        }
-        return hash
-    }
+    static func fingerprint(_ bytes: UnsafeRawBufferPointer) -> UInt64 { LinkFingerprint.fnv1a(bytes) }
 
     /// The whole state in as few records as possible: what compaction writes.
     func snapshot(identity: Identity) -> String {
         var text = Self.header(identity) + Self.adoptRecord(length: length)
         if let head { text += Self.headRecord(length: head.length, hash: head.hash) }
         for (key, mark) in marks.sorted(by: { ($0.key.clientID, $0.key.stream) < ($1.key.clientID, $1.key.stream) }) {
-            text += Self.commitRecord(length: length, key: key, sequence: mark)
+            text += Self.commitRecord(length: length, key: key, mark: mark)
         }
         return text
     }

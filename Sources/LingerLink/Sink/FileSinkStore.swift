@@ -131,7 +131,7 @@ final class FileSinkStore {
         return length
     }
 
-    var marks: [LinkStreamKey: UInt64] { book.marks }
+    var marks: [LinkStreamKey: UInt64] { book.marks.mapValues(\.sequence) }
 
     func claim(clientID: String) -> LinkSinkClaim { book.claim(clientID: clientID) }
 
@@ -145,7 +145,8 @@ final class FileSinkStore {
         var records = ""
         for batch in stored {
             length += Int64(batch.lines.readableBytes)
-            records += FileSinkStateLog.commitRecord(length: length, key: batch.key, sequence: batch.lastSequence)
+            records += FileSinkStateLog.commitRecord(
+                length: length, key: batch.key, mark: MarkBook.Mark(sequence: batch.lastSequence, check: batch.lastMessageCheck))
         }
         var newHead = head
         let syncNow: Bool

@@ -67,13 +67,22 @@ public struct LinkStreamKey: Sendable, Hashable, CustomStringConvertible {
 public struct LinkSinkClaim: Sendable, Equatable {
     /// Larger than every epoch handed out before for this client id.
     public var epoch: UInt64
-    /// The highest sequence durably stored, per stream of this client.
-    public var marks: [String: UInt64]
+    /// Where each stream of this client stands, by stream name (`""` for the unnamed stream).
+    public var marks: [String: LinkStreamMark]
 
-    public init(epoch: UInt64, marks: [String: UInt64]) {
+    public init(epoch: UInt64, marks: [String: LinkStreamMark]) {
         self.epoch = epoch
         self.marks = marks
     }
+
+    /// A claim from bare sequence numbers (no fingerprints).
+    public init(epoch: UInt64, sequences: [String: UInt64]) {
+        self.epoch = epoch
+        self.marks = sequences.reduce(into: [:]) { $0[$1.key] = LinkStreamMark(stream: $1.key, sequence: $1.value, check: 0) }
+    }
+
+    /// The highest sequence stored on `stream` (0 for a stream never seen).
+    public func sequence(of stream: String) -> UInt64 { marks[stream]?.sequence ?? 0 }
 }
 
 /// What happened to one batch of a commit.

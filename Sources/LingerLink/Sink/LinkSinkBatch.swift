@@ -47,6 +47,16 @@ public struct LinkSinkBatch: Sendable {
         }
     }
 
+    /// The FNV-1a 64-bit fingerprint of the last message (0 when the bytes are not kept): stored with the
+    /// mark, so a sender can check its input against what the server holds.
+    public var lastMessageCheck: UInt64 {
+        guard let last = lengths.last else { return 0 }
+        let start = lines.readerIndex + lines.readableBytes - 1 - Int(last)
+        return lines.withUnsafeReadableBytes { bytes in
+            LinkFingerprint.fnv1a(UnsafeRawBufferPointer(rebasing: bytes[(start - lines.readerIndex)..<(start - lines.readerIndex + Int(last))]))
+        }
+    }
+
     /// Appends one message (the server's receive path).
     mutating func append(_ bytes: UnsafeRawBufferPointer, keepBytes: Bool) {
         guard keepBytes else {

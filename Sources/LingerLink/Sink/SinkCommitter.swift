@@ -15,7 +15,7 @@ import NIOConcurrencyHelpers
 final class SinkCommitter: Sendable {
     private enum Work {
         case claim(clientID: String, promise: EventLoopPromise<LinkSinkClaim>)
-        case commit(LinkSinkBatch, promise: EventLoopPromise<LinkCommitOutcome>)
+        case commit([LinkSinkBatch], promise: EventLoopPromise<[LinkCommitOutcome]>)
     }
 
     private struct State {
@@ -47,10 +47,10 @@ final class SinkCommitter: Sendable {
         return promise.futureResult
     }
 
-    /// Stores `batch` in the next group commit.
-    func commit(_ batch: LinkSinkBatch, on eventLoop: any EventLoop) -> EventLoopFuture<LinkCommitOutcome> {
-        let promise = eventLoop.makePromise(of: LinkCommitOutcome.self)
-        submit(.commit(batch, promise: promise))
+    /// Stores `batches` (one connection's, one per stream) in the next group commit.
+    func commit(_ batches: [LinkSinkBatch], on eventLoop: any EventLoop) -> EventLoopFuture<[LinkCommitOutcome]> {
+        let promise = eventLoop.makePromise(of: [LinkCommitOutcome].self)
+        submit(.commit(batches, promise: promise))
         return promise.futureResult
     }
 
@@ -154,15 +154,18 @@ final class SinkCommitter: Sendable {
             return
         }
         var batches: [LinkSinkBatch] = []
-        var promises: [EventLoopPromise<LinkCommitOutcome>] = []
-        batches.reserveCapacity(group.count)
-        for case .commit(let batch, let promise) in group {
-            batches.append(batch)
-            promises.append(promise)
+        var requests: [(promise: EventLoopPromise<[LinkCommitOutcome]>, count: Int)] = []
+        for case .commit(let connectionBatches, let promise) in group {
+            batches += connectionBatches
+            requests.append((promise, connectionBatches.count))
         }
         let outcomes = try await sink.commit(batches)
         metrics.commitGroups.increment()
-        for (promise, outcome) in zip(promises, outcomes) { promise.succeed(outcome) }
+        var start = 0
+        for request in requests {
+            request.promise.succeed(Array(outcomes[start..<(start + request.count)]))
+            start += request.count
+        }
     }
 
     private static func fail(_ work: Work, _ error: LinkSinkError) {

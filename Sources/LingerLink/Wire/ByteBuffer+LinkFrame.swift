@@ -13,16 +13,28 @@ extension ByteBuffer {
             writeShortString(hello.clientID)
             writeShortString(hello.token)
             writeInteger(hello.idleTimeoutMilliseconds)
-        case .welcome(let serverID, let highest):
+        case .welcome(let serverID, let highest, let streams):
             writeInteger(LinkFrame.Kind.welcome.rawValue)
             writeShortString(serverID)
             writeInteger(highest)
-        case .data(let sequence, var payload):
+            writeInteger(UInt32(streams.count))
+            for mark in streams {
+                writeShortString(mark.stream)
+                writeInteger(mark.sequence)
+                writeInteger(mark.check)
+            }
+        case .open(let stream, let id):
+            writeInteger(LinkFrame.Kind.open.rawValue)
+            writeInteger(stream)
+            writeShortString(id)
+        case .data(let stream, let sequence, var payload):
             writeInteger(LinkFrame.Kind.data.rawValue)
+            writeInteger(stream)
             writeInteger(sequence)
             writeBuffer(&payload)
-        case .ack(let sequence):
+        case .ack(let stream, let sequence):
             writeInteger(LinkFrame.Kind.ack.rawValue)
+            writeInteger(stream)
             writeInteger(sequence)
         case .ping(let token):
             writeInteger(LinkFrame.Kind.ping.rawValue)
@@ -46,9 +58,10 @@ extension ByteBuffer {
 
     /// Appends one DATA frame straight from raw bytes (the client's hot path: no intermediate buffer).
     @inlinable
-    public mutating func writeDataFrame(sequence: UInt64, payload: some Collection<UInt8>) {
-        writeInteger(UInt32(9 + payload.count))
+    public mutating func writeDataFrame(stream: UInt32 = 0, sequence: UInt64, payload: some Collection<UInt8>) {
+        writeInteger(UInt32(13 + payload.count))
         writeInteger(UInt8(3))
+        writeInteger(stream)
         writeInteger(sequence)
         writeBytes(payload)
     }
@@ -80,16 +93,36 @@ extension ByteBuffer {
             return .hello(LinkFrame.Hello(version: version, clientID: clientID, token: token, idleTimeoutMilliseconds: idle))
         case .welcome:
             let serverID = try body.readShortString(field: "server id")
-            try need(8)
-            return .welcome(serverID: serverID, highestAccepted: body.readInteger()!)
+            try need(12)
+            let highest: UInt64 = body.readInteger()!
+            let count: UInt32 = body.readInteger()!
+            // Each mark takes at least 18 bytes: a count the frame cannot hold is refused before allocating.
+            guard Int(count) <= body.readableBytes / 18 else { throw LinkProtocolError(.malformed("stream count overruns the frame")) }
+            var streams: [LinkStreamMark] = []
+            streams.reserveCapacity(Int(count))
+            for _ in 0..<count {
+                let stream = try body.readShortString(field: "stream id")
+                try need(16)
+                streams.append(LinkStreamMark(stream: stream, sequence: body.readInteger()!, check: body.readInteger()!))
+            }
+            return .welcome(serverID: serverID, highestAccepted: highest, streams: streams)
+        case .open:
+            try need(4)
+            let stream: UInt32 = body.readInteger()!
+            return .open(stream: stream, id: try body.readShortString(field: "stream id"))
         case .data:
-            try need(8)
+            try need(12)
+            let stream: UInt32 = body.readInteger()!
             let sequence: UInt64 = body.readInteger()!
-            return .data(sequence: sequence, payload: body)
-        case .ack, .ping, .pong:
+            return .data(stream: stream, sequence: sequence, payload: body)
+        case .ack:
+            try need(12)
+            let stream: UInt32 = body.readInteger()!
+            return .ack(stream: stream, sequence: body.readInteger()!)
+        case .ping, .pong:
             try need(8)
             let value: UInt64 = body.readInteger()!
-            return kind == .ack ? .ack(sequence: value) : kind == .ping ? .ping(token: value) : .pong(token: value)
+            return kind == .ping ? .ping(token: value) : .pong(token: value)
         case .goAway, .error:
             try need(2)
             let code = LinkCloseCode(rawValue: body.readInteger()!)

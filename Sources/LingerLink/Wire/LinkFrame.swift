@@ -7,12 +7,16 @@ public import NIOCore
 public enum LinkFrame: Sendable, Equatable {
     /// c→s: start or resume a session.
     case hello(Hello)
-    /// s→c: the highest sequence the server has durably accepted for this client (the resume point).
-    case welcome(serverID: String, highestAccepted: UInt64)
-    /// c→s: one message.
-    case data(sequence: UInt64, payload: ByteBuffer)
-    /// s→c: everything up to and including `sequence` is durably in the sink.
-    case ack(sequence: UInt64)
+    /// s→c: the resume points: the highest sequence the server has durably accepted on this client's unnamed
+    /// stream (stream 0), and the marks of every named stream it knows for this client.
+    case welcome(serverID: String, highestAccepted: UInt64, streams: [LinkStreamMark] = [])
+    /// c→s: binds stream number `stream` (1 and up; 0 is the unnamed stream) to the stream named `id` for the
+    /// rest of this connection. Its resume point is the mark WELCOME gave for `id`, or 0.
+    case open(stream: UInt32, id: String)
+    /// c→s: one message on a stream.
+    case data(stream: UInt32 = 0, sequence: UInt64, payload: ByteBuffer)
+    /// s→c: everything on `stream` up to and including `sequence` is durably in the sink.
+    case ack(stream: UInt32 = 0, sequence: UInt64)
     /// Either way: liveness probe when idle.
     case ping(token: UInt64)
     /// Either way: the answer to a ping.
@@ -42,12 +46,30 @@ public enum LinkFrame: Sendable, Equatable {
         }
     }
 
-    /// The protocol version this build speaks. Version 2 added the client's idle timeout to HELLO.
+    /// The protocol version this build speaks. Version 2 added the client's idle timeout to HELLO, named
+    /// streams (OPEN, a stream number in DATA and ACK, the streams' marks in WELCOME).
     public static let protocolVersion: UInt16 = 2
 
     /// The one-byte frame types on the wire.
     enum Kind: UInt8 {
-        case hello = 1, welcome = 2, data = 3, ack = 4, ping = 5, pong = 6, goAway = 7, error = 8
+        case hello = 1, welcome = 2, data = 3, ack = 4, ping = 5, pong = 6, goAway = 7, error = 8, open = 9
+    }
+}
+
+/// Where the server stands on one named stream of a client.
+public struct LinkStreamMark: Sendable, Hashable {
+    /// The stream's name (1-128 characters of `A-Z a-z 0-9 . _ : -`).
+    public var stream: String
+    /// The highest sequence durably stored.
+    public var sequence: UInt64
+    /// The FNV-1a 64-bit fingerprint of the message at `sequence` (0 when unknown), so a sender can check
+    /// that its input really is the content the server holds before it skips that much of it.
+    public var check: UInt64
+
+    public init(stream: String, sequence: UInt64, check: UInt64) {
+        self.stream = stream
+        self.sequence = sequence
+        self.check = check
     }
 }
 

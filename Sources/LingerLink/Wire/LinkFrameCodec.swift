@@ -34,6 +34,6 @@ public enum LinkLimits {
     /// 16 MiB + header: one message per frame, and a message larger than this is refused (a sender cuts a
     /// longer line to its `--max-line-bytes` before it gets here).
     public static let defaultMaximumFrameLength: UInt32 = 16 << 20 + 64
-    /// The bytes a DATA frame adds to its message: u32 length, u8 type, u64 sequence.
-    public static let dataFrameOverhead = 13
+    /// The bytes a DATA frame adds to its message: u32 length, u8 type, u32 stream, u64 sequence.
+    public static let dataFrameOverhead = 17
 }

@@ -43,7 +43,7 @@ struct LinkInboundDecoder: ByteToMessageDecoder {
             var offset = 0
             while bytes.count - offset >= 5 {
                 let frameLength = UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
-                guard bytes[offset + 4] == LinkFrame.Kind.data.rawValue, frameLength >= 9, frameLength <= maximumFrameLength,
+                guard bytes[offset + 4] == LinkFrame.Kind.data.rawValue, frameLength >= 13, frameLength <= maximumFrameLength,
                     bytes.count - offset >= 4 + Int(frameLength)
                 else { break }
                 offset += 4 + Int(frameLength)
