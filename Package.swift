@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "LingerProbe", targets: ["LingerProbe"]),
         .library(name: "LingerLink", targets: ["LingerLink"]),
         .library(name: "LingerLab", targets: ["LingerLab"]),
+        .library(name: "LingerSources", targets: ["LingerSources"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -40,6 +41,17 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // zlib from the system (Debian's zlib1g-dev), for rotated logs compressed with gzip.
+        .target(name: "CLingerZlib", linkerSettings: [.linkedLibrary("z")]),
+        // What `linger send` reads: files followed through rotation, named by content; a crash-safe spool for
+        // stdin. It feeds the link's client, and reads on threads of its own (NIOPosix's thread pool).
+        .target(
+            name: "LingerSources",
+            dependencies: [
+                "LingerLink", "CLingerZlib",
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         // The lab reproduces pathologies with real peers and observes them through the probe: it sits above
         // LingerProbe (see docs/ARCHITECTURE.md), beside LingerLink.
         .target(name: "LingerLab", dependencies: ["LingerCore", "LingerProbe", "CLingerLinux"]),
@@ -60,7 +72,7 @@ let package = Package(
         .executableTarget(
             name: "LingerCLI",
             dependencies: [
-                "LingerCore", "LingerProbe", "LingerLink", "LingerLab", "LingerExporter",
+                "LingerCore", "LingerProbe", "LingerLink", "LingerSources", "LingerLab", "LingerExporter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -89,6 +101,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        .testTarget(name: "LingerSourcesTests", dependencies: ["LingerSources", "LingerLink"]),
         .testTarget(
             name: "LingerIntegrationTests",
             // Runs the built binaries: it depends on the executables so that they are built, and imports neither.
@@ -97,7 +110,7 @@ let package = Package(
     ]
 )
 
-for target in package.targets where target.type != .system && target.name != "CLingerLinux" {
+for target in package.targets where target.type != .system && !target.name.hasPrefix("CLinger") {
     var settings = target.swiftSettings ?? []
     settings.append(.enableUpcomingFeature("ExistentialAny"))
     settings.append(.enableUpcomingFeature("MemberImportVisibility"))

@@ -1,37 +1,52 @@
 import ArgumentParser
 import LingerLink
+import LingerSources
 import Logging
-import NIOCore
+import UnixSignals
 #if canImport(Glibc)
 @preconcurrency import Glibc
 #endif
 
-/// `linger send`: ship lines to a `linger serve`, exactly once, surviving disconnects and restarts.
+/// `linger send`: ship lines to a `linger serve`, exactly once, surviving disconnects, restarts and rotation.
 struct Send: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Send lines (a file or stdin) to `linger serve`; exit 0 only when every line is acknowledged.",
+        abstract: "Send lines (files, globs or stdin) to `linger serve`; exit 0 only when every line read is acknowledged.",
         discussion: """
-            One line is one message. A message's sequence number is its position in the input, so a sender \
-            restarted with the same --client-id on the same input continues where the server's \
-            acknowledgement stands: nothing repeated, nothing skipped. Without --client-id a new random id is \
-            used and the whole input is sent. Only one sender may use a client id at a time: when another \
-            sender takes it over, this one stops with exit status 2 rather than fight back.
-            Exit status: 0 all acknowledged; 1 failed or interrupted with messages unacknowledged; 2 the \
-            server refused the client for good (a wrong token, a message it cannot take, another sender \
+            One line is one message.
+
+            Files (--file, repeatable, globs allowed) are shipped as streams named by their content (a \
+            fingerprint of the first bytes), not by their path: a sender restarted with the same --client-id \
+            resumes each file where the server's acknowledgement stands, finds the unshipped rest of rotated \
+            copies beside it (PATH.1, PATH.2, PATH-YYYYMMDD, optionally .gz) and never ships content twice. \
+            With --follow each path is followed like `tail -F`: through rename rotation (the old file is read \
+            to its end first), copytruncate (the new content is a new stream), and deletion; a path that does \
+            not exist yet is waited for. Lines longer than --max-line-bytes are cut to it, with a warning.
+
+            Stdin is one stream numbered by line position: piping the same input again with the same \
+            --client-id continues where the server stands. Lines read from a pipe cannot be read twice, so \
+            --spool DIR keeps them on disk until the server acknowledges them; a sender restarted with the \
+            same --spool delivers what is there, with or without new input.
+
+            Only one sender may use a client id at a time: when another takes it over, this one stops with \
+            exit status 2 rather than fight back. SIGINT and SIGTERM stop reading, wait briefly for the \
+            acknowledgements in flight, and say how many lines were left unacknowledged.
+            Exit status: 0 every line read was acknowledged; 1 failed, or stopped with lines unacknowledged; \
+            2 the server refused the client for good (a wrong token, a message it cannot take, another sender \
             took over the client id).
             Examples:
               linger send 127.0.0.1:7070 --file app.log --client-id web-1 --progress
-              tail -F app.log | linger send logs.internal:7070 --client-id web-1
+              linger send logs.internal:7070 --file '/var/log/app/*.log' --follow --client-id web-1
+              journalctl -f | linger send logs.internal:7070 --client-id web-1 --spool /var/lib/linger/spool
             """
     )
 
     @Argument(help: ArgumentHelp("The server, HOST:PORT. More servers can follow; they are tried in turn.", valueName: "host:port"))
     var servers: [HostPort]
 
-    @Option(help: ArgumentHelp("Read lines from this file instead of stdin.", valueName: "path"))
-    var file: String?
+    @Option(name: .customLong("file"), help: ArgumentHelp("Read lines from this file or glob instead of stdin (repeatable).", valueName: "path"))
+    var files: [String] = []
 
-    @Flag(help: "After the end of the file, keep reading lines appended to it (like tail -f) until interrupted.")
+    @Flag(help: "Keep following the files through rotation (like tail -F) until interrupted.")
     var follow = false
 
     @Option(name: .customLong("client-id"), help: ArgumentHelp("Stable id of this sender (1-128 of A-Z a-z 0-9 . _ : -).", valueName: "id"))
@@ -43,7 +58,19 @@ struct Send: AsyncParsableCommand {
     @Option(name: .customLong("token-file"), help: ArgumentHelp("Present the first token in this file.", valueName: "path"))
     var tokenFile: String?
 
-    @Flag(help: "Show sent, acknowledged, in flight, reconnects and rate on stderr.")
+    @Option(name: .customLong("spool"), help: ArgumentHelp("Keep stdin's lines in this directory until acknowledged (crash-safe).", valueName: "dir"))
+    var spool: String?
+
+    @Option(name: .customLong("spool-max-bytes"), help: ArgumentHelp("Refuse to spool more than this many bytes.", valueName: "bytes"))
+    var spoolMaxBytes: Int64 = 1 << 30
+
+    @Option(name: .customLong("max-line-bytes"), help: ArgumentHelp("Cut longer lines to this many bytes, with a warning.", valueName: "bytes"))
+    var maxLineBytes = 16 << 20
+
+    @Option(name: .customLong("rotate-wait"), help: ArgumentHelp("With --follow: read a rotated file until it has not grown for this long.", valueName: "duration"))
+    var rotateWait = DurationArgument(.seconds(1))
+
+    @Flag(help: "Show sent, acknowledged, in flight, reconnects and rate on stderr (every 5 s when stderr is not a terminal).")
     var progress = false
 
     @Option(name: .customLong("idle-timeout"), help: ArgumentHelp("Replace a connection that receives nothing for this long.", valueName: "duration"))
@@ -67,36 +94,48 @@ struct Send: AsyncParsableCommand {
             throw ValidationError("client id '\(clientID)' must be 1-128 characters of A-Z a-z 0-9 . _ : -")
         }
         if clientID != nil && clientIDFile != nil { throw ValidationError("give --client-id or --client-id-file, not both") }
-        if follow && file == nil { throw ValidationError("--follow needs --file (stdin is followed anyway)") }
+        if follow && files.isEmpty { throw ValidationError("--follow needs --file (stdin is read to its end anyway)") }
+        if spool != nil && !files.isEmpty { throw ValidationError("--spool is for stdin; files can be read again and need none") }
         if backoffMax.milliseconds < backoffInitial.milliseconds { throw ValidationError("--backoff-max must be at least --backoff-initial") }
         if outboxMessages < 1 { throw ValidationError("--outbox-messages must be at least 1") }
+        if maxLineBytes < 1 || maxLineBytes > 16 << 20 { throw ValidationError("--max-line-bytes must be 1 to 16777216 (16 MiB, the link's limit), got \(maxLineBytes)") }
+        if spoolMaxBytes < 1 << 20 { throw ValidationError("--spool-max-bytes must be at least 1048576 (1 MiB)") }
     }
 
     func run() async throws {
         let logger = makeLogger(label: "linger.send", verbose: verbose)
         let id: String
         let token: String
-        let input: Int32
         do {
             if let clientID { id = clientID }
             else if let clientIDFile { id = try LinkClientID.loadOrCreate(at: clientIDFile) }
             else { id = LinkClientID.generate() }
             token = try tokenFile.map { try loadTokens(from: $0).first ?? "" } ?? ""
-            input = try file.map(openInput) ?? 0
+            if let tokenFile, token.isEmpty { throw ValidationError("\(tokenFile) holds no token; write one per line") }
         } catch {
             StandardOutput.note("\(error)")
-            throw ExitCode.failure
+            throw ExitCode(64)
         }
-        defer { if input != 0 { close(input) } }
         let client = LinkClient(
             configuration: LinkClientConfiguration(
                 endpoints: servers.map { .init(host: $0.host, port: $0.port) }, clientID: id, token: token,
                 outboxMessages: outboxMessages, idleTimeout: idleTimeout.duration,
                 backoff: ReconnectBackoff(initial: backoffInitial.duration, maximum: backoffMax.duration)),
             logger: logger)
-        let sender = LineSender(client: client, input: input, follow: follow, progress: progress)
         signal(SIGPIPE, SIG_IGN)
-        let outcome = await sender.run()
+        let io = SourceIO(threads: 2)
+        defer { Task { await io.shutdown() } }
+        let input: any ShippedInput
+        if !files.isEmpty {
+            input = FileInputs(
+                patterns: files, client: client, io: io,
+                options: FileInputOptions(follow: follow, rotateWait: rotateWait.duration, maximumLineBytes: maxLineBytes))
+        } else if let spool {
+            input = SpooledStandardInput(directory: spool, maximumBytes: spoolMaxBytes, client: client, io: io, maximumLineBytes: maxLineBytes)
+        } else {
+            input = StandardInput(client: client, io: io, maximumLineBytes: maxLineBytes)
+        }
+        let outcome = await Shipment(client: client, input: input, progress: progress).run()
         switch outcome {
         case .delivered(let count, let skipped):
             if progress || skipped > 0 {
@@ -108,12 +147,9 @@ struct Send: AsyncParsableCommand {
         case .failed(let message):
             StandardOutput.note(message)
             throw ExitCode.failure
+        case .interrupted(let left):
+            StandardOutput.note(left == 0 ? "stopped; every line read was acknowledged" : "stopped with \(left) lines unacknowledged")
+            if left > 0 { throw ExitCode.failure }
         }
-    }
-
-    private func openInput(_ path: String) throws -> Int32 {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw ValidationError("cannot open \(path): \(String(cString: strerror(errno)))") }
-        return fd
     }
 }

@@ -21,6 +21,15 @@ public struct LinkBatch: Sendable {
         buffer.writeDataFrame(sequence: 0, payload: payload)
     }
 
+    /// Each message's bytes, copied out of the frames (for a spool that keeps them before sending).
+    public var payloads: [[UInt8]] {
+        offsets.map { offset in
+            let start = buffer.readerIndex + Int(offset)
+            let length = Int(buffer.getInteger(at: start, as: UInt32.self)!) - 13
+            return buffer.getBytes(at: start + LinkLimits.dataFrameOverhead, length: length)!
+        }
+    }
+
     /// Messages in the batch.
     public var count: Int { offsets.count }
     /// Bytes of frames in the batch.

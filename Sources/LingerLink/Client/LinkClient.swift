@@ -66,6 +66,9 @@ public final class LinkClient: Service, Sendable {
         var reconnects = 0
         var sessions = 0
         var lastConnectError: String?
+        var connectAttempts = 0
+        var sentCount: UInt64 = 0
+        var acknowledgedCount: UInt64 = 0
 
         var unacknowledged: Int { outboxes.values.reduce(0) { $0 + $1.count } }
         var unacknowledgedBytes: Int { outboxes.values.reduce(0) { $0 + $1.bytes } }
@@ -169,6 +172,7 @@ public final class LinkClient: Service, Sendable {
                     return nil
                 }
                 let last = state.outboxes[stream.number]!.append(batch: batch)
+                state.sentCount += UInt64(batch.count)
                 guard let channel = state.channel, !state.pumpScheduled else { return (last, nil) }
                 state.pumpScheduled = true
                 return (last, channel)
@@ -196,6 +200,14 @@ public final class LinkClient: Service, Sendable {
         let last = state.withLockedValue { $0.outboxes.mapValues(\.lastSequence) }
         try await wait(for: .acknowledged(last))
     }
+
+    /// The highest sequence the server acknowledged on `stream` (0 before any).
+    public func acknowledgedSequence(on stream: LinkStream) -> UInt64 {
+        state.withLockedValue { $0.outboxes[stream.number]?.acknowledged ?? 0 }
+    }
+
+    /// Messages queued by `send` since the client was made, and how many of them the server acknowledged.
+    public var totals: (sent: UInt64, acknowledged: UInt64) { state.withLockedValue { ($0.sentCount, $0.acknowledgedCount) } }
 
     /// Unacknowledged messages right now, on every stream.
     public var unacknowledged: Int { state.withLockedValue { $0.unacknowledged } }
@@ -344,6 +356,7 @@ public final class LinkClient: Service, Sendable {
             let newly = outbox.acknowledge(through: sequence)
             state.outboxes[stream] = outbox
             if !state.finishing.isEmpty { state.dropFinishedStreams() }
+            state.acknowledgedCount += UInt64(newly)
             metrics.messagesAcknowledged.increment(by: Int64(newly))
             metrics.bytesAcknowledged.increment(by: Int64(bytesBefore - outbox.bytes))
             metrics.outboxDepth.record(state.unacknowledged)

@@ -1,0 +1,147 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+import LingerLink
+import LingerSources
+
+/// `--file` (repeatable, globs): each file a stream named by its content; with `--follow`, each path is
+/// followed through rotation, and globs are expanded again every few seconds for new files.
+struct FileInputs: ShippedInput {
+    let patterns: [String]
+    let client: LinkClient
+    let io: SourceIO
+    let options: FileInputOptions
+    let registry = StreamRegistry()
+
+    private enum Step: Sendable {
+        case shipped(SourceTotals)
+        /// Time to expand the globs again (following only).
+        case rescan
+    }
+
+    func ship(report: @escaping @Sendable (SourceEvent) -> Void) async throws -> SourceTotals {
+        var started = Set<String>()
+        var totals = SourceTotals()
+        try await withThrowingTaskGroup(of: Step.self) { group in
+            func startNew(first: Bool) throws {
+                for path in try expand(patterns, mustMatch: first && !options.follow) where started.insert(path).inserted {
+                    group.addTask { .shipped(try await shipPath(path, report: report)) }
+                }
+                // New files matching a glob (a new log in the directory) are picked up every 5 s.
+                if options.follow {
+                    group.addTask {
+                        try await Task.sleep(for: .seconds(5))
+                        return .rescan
+                    }
+                }
+            }
+            try startNew(first: true)
+            while let step = try await group.next() {
+                switch step {
+                case .shipped(let part):
+                    totals.sent += part.sent
+                    totals.skipped += part.skipped
+                case .rescan:
+                    try startNew(first: false)
+                }
+            }
+        }
+        return totals
+    }
+
+    /// One path: first the unshipped rest of its rotated copies (oldest first), then the path itself.
+    private func shipPath(_ path: String, report: @escaping @Sendable (SourceEvent) -> Void) async throws -> SourceTotals {
+        var totals = SourceTotals()
+        let rotated = try await io.run { RotatedFiles.siblings(of: path) }
+        let known = client.knownStreams
+        // Copies older than the oldest one the server knows are history from before this sender; from that
+        // one on, each copy continues a stream or holds content rotated away while the sender was down.
+        var heads: [[UInt8]] = []
+        for copy in rotated {
+            heads.append(try await io.run { try InputFile.open(copy)?.head(StreamName.headLimit) ?? [] })
+        }
+        if let oldest = heads.firstIndex(where: { !StreamName.candidates(for: $0, among: known).isEmpty }) {
+            var once = options
+            once.follow = false
+            for copy in rotated[oldest...] {
+                let part = try await FollowedFile(path: copy, client: client, io: io, options: once, registry: registry, report: report).run()
+                totals.sent += part.sent
+                totals.skipped += part.skipped
+            }
+        }
+        let live = try await FollowedFile(path: path, client: client, io: io, options: options, registry: registry, report: report).run()
+        totals.sent += live.sent
+        totals.skipped += live.skipped
+        return totals
+    }
+
+    /// Paths matching the patterns, in order; a pattern without wildcards names a path even if it does not
+    /// exist yet (followed paths may appear later).
+    private func expand(_ patterns: [String], mustMatch: Bool) throws -> [String] {
+        var paths: [String] = []
+        for pattern in patterns {
+            guard pattern.contains(where: { "*?[".contains($0) }) else {
+                paths.append(pattern)
+                continue
+            }
+            var result = glob_t()
+            defer { globfree(&result) }
+            let status = glob(pattern, 0, nil, &result)
+            if status == GLOB_NOMATCH {
+                if mustMatch { throw SourceError("no file matches \(pattern)") }
+                continue
+            }
+            guard status == 0 else { throw SourceError("cannot expand \(pattern)") }
+            for i in 0..<Int(result.gl_pathc) {
+                if let path = result.gl_pathv[i] { paths.append(String(cString: path)) }
+            }
+        }
+        return paths
+    }
+}
+
+/// Stdin without a spool: one unnamed stream numbered by line position, so the same input piped again with
+/// the same client id continues where the server stands.
+struct StandardInput: ShippedInput {
+    let client: LinkClient
+    let io: SourceIO
+    let maximumLineBytes: Int
+
+    func ship(report: @escaping @Sendable (SourceEvent) -> Void) async throws -> SourceTotals {
+        let skip = try await client.start()
+        var framer = LineFramer(maximumLineBytes: maximumLineBytes)
+        framer.resume(after: skip, check: 0)
+        let reader = DescriptorReader(fd: 0)
+        let block = min(256 << 10, client.configuration.outboxMessages * 16 + 4096)
+        while true {
+            let bytes = try await io.run { try reader.read(upTo: block) }
+            var batch = LinkBatch(capacity: bytes.count + bytes.count / 4 + 64)
+            if bytes.isEmpty {
+                framer.finish(into: &batch)
+            } else {
+                bytes.withUnsafeBytes { _ = framer.frame($0, into: &batch) }
+            }
+            for cut in framer.takeTruncated() { report(.lineCut(path: "stdin", line: cut.line, bytes: cut.bytes, limit: maximumLineBytes)) }
+            if !batch.isEmpty { try await client.send(batch) }
+            if bytes.isEmpty { break }
+        }
+        var totals = SourceTotals()
+        totals.skipped = min(skip, framer.lines)
+        totals.sent = framer.lines - totals.skipped
+        return totals
+    }
+}
+
+/// Reads a descriptor that cannot seek (a pipe, a terminal).
+final class DescriptorReader: Sendable {
+    let fd: Int32
+    init(fd: Int32) { self.fd = fd }
+
+    func read(upTo count: Int) throws -> [UInt8] {
+        var buffer = [UInt8](repeating: 0, count: count)
+        var n: Int
+        repeat { n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) } } while n < 0 && errno == EINTR
+        if n < 0 { throw SourceError("cannot read the input: \(String(cString: strerror(errno)))") }
+        return n == count ? buffer : Array(buffer[0..<n])
+    }
+}

@@ -1,0 +1,121 @@
+import LingerLink
+import LingerSources
+import UnixSignals
+
+/// What `linger send` reads: files, stdin, or stdin through a spool.
+protocol ShippedInput: Sendable {
+    /// Reads and queues everything (or, when following, until cancelled); returns the lines sent and the
+    /// lines the server already held.
+    func ship(report: @escaping @Sendable (SourceEvent) -> Void) async throws -> SourceTotals
+    /// Called as acknowledgements come in (the spool frees what the server holds).
+    func acknowledged() async
+}
+
+extension ShippedInput {
+    func acknowledged() async {}
+}
+
+/// One run of `linger send`: the link client, the input feeding it, signals, progress and the verdict.
+struct Shipment {
+    enum Outcome {
+        case delivered(count: UInt64, skipped: UInt64)
+        case refused(String)
+        case failed(String)
+        /// SIGINT or SIGTERM: reading stopped; this many lines read were not acknowledged.
+        case interrupted(unacknowledged: Int)
+    }
+
+    let client: LinkClient
+    let input: any ShippedInput
+    let progress: Bool
+
+    func run() async -> Outcome {
+        let reporter = ProgressReporter(enabled: progress, client: client)
+        return await withTaskGroup(of: Outcome?.self) { group in
+            group.addTask {
+                do {
+                    try await client.run()
+                    return nil
+                } catch let error as LinkError {
+                    return self.outcome(of: error)
+                } catch {
+                    return .failed("\(error)")
+                }
+            }
+            group.addTask { await feed(reporter: reporter) }
+            group.addTask {
+                // SIGINT/SIGTERM: stop reading; the feed then reports what was left unacknowledged.
+                for await _ in await UnixSignalsSequence(trapping: .sigint, .sigterm) {
+                    return .interrupted(unacknowledged: -1)
+                }
+                return nil
+            }
+            group.addTask {
+                await reporter.run(until: client)
+                return nil
+            }
+            var outcome: Outcome?
+            while let next = await group.next() {
+                if let next { outcome = next; break }
+            }
+            group.cancelAll()
+            if case .interrupted? = outcome {
+                // Reading stopped; give the acknowledgements in flight a moment.
+                _ = try? await client.close(timeout: .seconds(2))
+            } else {
+                _ = try? await client.close(timeout: .seconds(1))
+            }
+            while await group.next() != nil {}
+            if case .interrupted? = outcome { return .interrupted(unacknowledged: client.unacknowledged) }
+            return outcome ?? .failed("the link stopped with \(client.unacknowledged) lines unacknowledged")
+        }
+    }
+
+    private func feed(reporter: ProgressReporter) async -> Outcome {
+        do {
+            _ = try await client.start()
+            let totals = try await input.ship { event in Self.say(event) }
+            try await client.flush()
+            await input.acknowledged()
+            reporter.finish()
+            try await client.close()
+            return .delivered(count: totals.sent + totals.skipped, skipped: totals.skipped)
+        } catch let error as LinkError {
+            if case .failed(let message) = outcome(of: error) {
+                return .failed(message + " (\(client.unacknowledged) lines unacknowledged)")
+            }
+            return outcome(of: error)
+        } catch let error as SourceError {
+            return .failed(error.message + " (\(client.unacknowledged) lines unacknowledged)")
+        } catch is CancellationError {
+            return .interrupted(unacknowledged: client.unacknowledged)
+        } catch {
+            return .failed("\(error) (\(client.unacknowledged) lines unacknowledged)")
+        }
+    }
+
+    /// Refusals that a retry cannot fix (exit 2), apart from failures (exit 1).
+    private func outcome(of error: LinkError) -> Outcome {
+        switch error.kind {
+        case .rejected: return .refused(error.message)
+        case .replaced: return .refused(error.message + "; stopping")
+        default: return .failed(error.message)
+        }
+    }
+
+    /// Warnings and notices from the sources, one line each on stderr.
+    static func say(_ event: SourceEvent) {
+        switch event {
+        case .lineCut(let path, let line, let bytes, let limit):
+            StandardOutput.note("warning: \(path) line \(line) has \(bytes) bytes; sent cut to \(limit) (--max-line-bytes)")
+        case .rotated(let path):
+            StandardOutput.note("\(path) was rotated; the old file was read to its end")
+        case .truncated(let path):
+            StandardOutput.note("\(path) was truncated (copytruncate); its new content is shipped as a new stream")
+        case .notTheSameContent(let path, let stream):
+            StandardOutput.note("\(path) begins like stream \(stream) but differs from what the server holds; shipping it as new content")
+        case .resumed, .started, .alreadyShipped:
+            break
+        }
+    }
+}

@@ -1,0 +1,261 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import CLingerZlib
+
+/// A crash-safe on-disk queue for lines that cannot be read again (stdin, a pipe): each line is in the spool
+/// before it is sent, and leaves it once the server acknowledged it.
+///
+/// Layout of the directory:
+/// - `stream`: the link stream the spool feeds (`spool-` and 16 random hex digits), made on first use;
+/// - `NNNNNNNNNNNNNNNNNNNN.seg`: segments named by the sequence of their first record, each a run of records
+///   `u32 length | u32 CRC-32 of the bytes | bytes` (big-endian). Record k of a segment has sequence
+///   `first + k`, which is also its sequence on the link.
+///
+/// Durability: records are written before anything is sent, so a SIGKILL at any instant loses nothing that
+/// was spooled (it is in the page cache); with ``FsyncPolicy`` `.everyAppend` (the default) each append is
+/// also fsynced, so a power loss loses nothing that was sent. A torn last record (a crash mid-append) is cut
+/// off on open; a damaged record anywhere else is an error that names the segment.
+///
+/// Blocking: used on ``SourceIO``'s threads, by one writer and one reader at a time.
+public final class Spool: @unchecked Sendable {
+    public enum FsyncPolicy: Sendable { case everyAppend, none }
+
+    public let directory: String
+    public let streamName: String
+    public let maximumBytes: Int64
+    private let policy: FsyncPolicy
+    private var segments: [(first: UInt64, path: String, bytes: Int64)] = []
+    private var writeFD: Int32 = -1
+    /// The sequence the next appended record gets.
+    public private(set) var nextSequence: UInt64
+    private let segmentLimit: Int64
+
+    /// Opens (creating) the spool in `directory`, cutting a torn tail.
+    /// - Throws: ``SourceError`` naming the segment when a record before the tail is damaged.
+    public init(directory: String, maximumBytes: Int64 = 1 << 30, policy: FsyncPolicy = .everyAppend, segmentBytes: Int64 = 64 << 20) throws {
+        self.directory = directory
+        self.maximumBytes = maximumBytes
+        self.policy = policy
+        segmentLimit = segmentBytes
+        if mkdir(directory, 0o700) != 0 && errno != EEXIST {
+            throw SourceError("cannot create the spool directory \(directory): \(String(cString: strerror(errno)))")
+        }
+        streamName = try Self.loadOrCreateStreamName(directory)
+        nextSequence = 1
+        for name in Self.segmentNames(directory) {
+            guard let first = UInt64(name.dropLast(4)) else { continue }
+            segments.append((first, directory + "/" + name, 0))
+        }
+        segments.sort { $0.first < $1.first }
+        for index in segments.indices {
+            let (records, validBytes, fileBytes) = try Self.scan(segments[index].path)
+            let isLast = index == segments.count - 1
+            if validBytes < fileBytes {
+                guard isLast else {
+                    throw SourceError("spool segment \(segments[index].path) is damaged at byte \(validBytes) (not at its end): move it aside to keep the rest")
+                }
+                truncate(segments[index].path, off_t(validBytes))  // a torn append: never sent, never acknowledged
+            }
+            segments[index].bytes = validBytes
+            nextSequence = segments[index].first + records
+        }
+        if let last = segments.last, last.bytes < segmentLimit {
+            writeFD = open(last.path, O_WRONLY | O_APPEND | O_CLOEXEC)
+        }
+    }
+
+    /// Bytes the spool holds.
+    public var bytes: Int64 { segments.reduce(0) { $0 + $1.bytes } }
+
+    /// Appends lines (each without its newline); returns the sequence of the first.
+    /// - Throws: ``SourceError`` when the spool is full or the disk fails (nothing of this append was kept).
+    @discardableResult
+    public func append(_ lines: [[UInt8]]) throws -> UInt64 {
+        let first = nextSequence
+        guard !lines.isEmpty else { return first }
+        var record: [UInt8] = []
+        record.reserveCapacity(lines.reduce(0) { $0 + $1.count + 8 })
+        for line in lines {
+            let crc = UInt32(line.withUnsafeBytes { crc32(0, $0.baseAddress?.assumingMemoryBound(to: Bytef.self), uInt($0.count)) })
+            withUnsafeBytes(of: UInt32(line.count).bigEndian) { record += $0 }
+            withUnsafeBytes(of: crc.bigEndian) { record += $0 }
+            record += line
+        }
+        if bytes + Int64(record.count) > maximumBytes {
+            throw SourceError("the spool \(directory) is full (\(bytes) bytes of at most \(maximumBytes)): the server has not acknowledged what it holds")
+        }
+        if writeFD < 0 || segments.last!.bytes >= segmentLimit {
+            if writeFD >= 0 { closeFD(writeFD) }
+            let path = directory + "/" + Self.segmentName(first)
+            writeFD = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+            guard writeFD >= 0 else { throw SourceError("cannot create \(path): \(String(cString: strerror(errno)))") }
+            segments.append((first, path, 0))
+            syncDirectory()
+        }
+        let before = segments[segments.count - 1].bytes
+        var written = 0
+        while written < record.count {
+            let n = record.withUnsafeBytes { write(writeFD, $0.baseAddress! + written, $0.count - written) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                let message = String(cString: strerror(errno))
+                truncate(segments[segments.count - 1].path, off_t(before))
+                throw SourceError("cannot write the spool \(directory): \(message)")
+            }
+            written += n
+        }
+        if policy == .everyAppend && fsync(writeFD) != 0 {
+            let message = String(cString: strerror(errno))
+            truncate(segments[segments.count - 1].path, off_t(before))
+            throw SourceError("cannot fsync the spool \(directory): \(message)")
+        }
+        segments[segments.count - 1].bytes += Int64(record.count)
+        nextSequence += UInt64(lines.count)
+        return first
+    }
+
+    /// Records with sequence above `after`, up to `limit` bytes of lines: what to send next.
+    public func records(after: UInt64, limit: Int = 256 << 10) throws -> (first: UInt64, lines: [[UInt8]]) {
+        var lines: [[UInt8]] = []
+        var size = 0
+        var first: UInt64 = after + 1
+        for (index, segment) in segments.enumerated() {
+            let end = index + 1 < segments.count ? segments[index + 1].first : nextSequence
+            guard end > after + 1 else { continue }
+            let fd = open(segment.path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw SourceError("cannot read \(segment.path): \(String(cString: strerror(errno)))") }
+            defer { closeFD(fd) }
+            var offset: Int64 = 0
+            var sequence = segment.first
+            if lines.isEmpty { first = max(after + 1, segment.first) }
+            while offset < segment.bytes && size < limit {
+                var header = [UInt8](repeating: 0, count: 8)
+                guard pread(fd, &header, 8, off_t(offset)) == 8 else { break }
+                let length = Int(UInt32(bigEndian: header.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }))
+                if sequence > after {
+                    var line = [UInt8](repeating: 0, count: length)
+                    guard length == 0 || pread(fd, &line, length, off_t(offset + 8)) == length else { break }
+                    lines.append(line)
+                    size += length + 1
+                }
+                offset += 8 + Int64(length)
+                sequence += 1
+            }
+            if size >= limit { break }
+        }
+        return (first, lines)
+    }
+
+    /// Removes every segment whose records are all acknowledged (sequence ≤ `acknowledged`).
+    public func release(through acknowledged: UInt64) {
+        var removed = false
+        while let segment = segments.first {
+            let last = segments.count > 1 ? segments[1].first - 1 : nextSequence - 1
+            guard last >= segment.first, last <= acknowledged else { break }
+            if segments.count == 1, writeFD >= 0 {
+                closeFD(writeFD)  // the next append starts a new segment
+                writeFD = -1
+            }
+            unlink(segment.path)
+            segments.removeFirst()
+            removed = true
+        }
+        if removed { syncDirectory() }
+    }
+
+    public func close() {
+        if writeFD >= 0 {
+            _ = fsyncAndClose(writeFD)
+            writeFD = -1
+        }
+    }
+
+    deinit { close() }
+
+    // MARK: - Files
+
+    private static func segmentName(_ first: UInt64) -> String {
+        let digits = String(first)
+        return String(repeating: "0", count: 20 - digits.count) + digits + ".seg"
+    }
+
+    private static func segmentNames(_ directory: String) -> [String] {
+        guard let stream = opendir(directory) else { return [] }
+        defer { closedir(stream) }
+        var names: [String] = []
+        while let entry = readdir(stream) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) { $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) } }
+            if name.hasSuffix(".seg") && name.count == 24 { names.append(name) }
+        }
+        return names
+    }
+
+    /// Walks a segment's records: how many are whole and valid, and where the valid part ends.
+    private static func scan(_ path: String) throws -> (records: UInt64, validBytes: Int64, fileBytes: Int64) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw SourceError("cannot read \(path): \(String(cString: strerror(errno)))") }
+        defer { closeFD(fd) }
+        var info = stat()
+        fstat(fd, &info)
+        let size = Int64(info.st_size)
+        var offset: Int64 = 0
+        var records: UInt64 = 0
+        var header = [UInt8](repeating: 0, count: 8)
+        while offset + 8 <= size {
+            guard pread(fd, &header, 8, off_t(offset)) == 8 else { break }
+            let length = Int64(UInt32(bigEndian: header.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }))
+            let crc = UInt32(bigEndian: header.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 4, as: UInt32.self) })
+            guard offset + 8 + length <= size else { break }
+            var line = [UInt8](repeating: 0, count: Int(length))
+            guard length == 0 || pread(fd, &line, Int(length), off_t(offset + 8)) == Int(length) else { break }
+            let actual = UInt32(line.withUnsafeBytes { crc32(0, $0.baseAddress?.assumingMemoryBound(to: Bytef.self), uInt($0.count)) })
+            guard actual == crc else { break }
+            offset += 8 + length
+            records += 1
+        }
+        return (records, offset, size)
+    }
+
+    private static func loadOrCreateStreamName(_ directory: String) throws -> String {
+        let path = directory + "/stream"
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd >= 0 {
+            defer { closeFD(fd) }
+            var buffer = [UInt8](repeating: 0, count: 128)
+            let n = read(fd, &buffer, buffer.count)
+            let name = n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self).trimmingTrailingNewline : ""
+            guard name.hasPrefix("spool-"), name.count == 22 else { throw SourceError("\(path) does not name a spool stream; remove it to start a new spool") }
+            return name
+        }
+        var generator = SystemRandomNumberGenerator()
+        let hex = String(generator.next() as UInt64, radix: 16)
+        let name = "spool-" + String(repeating: "0", count: 16 - hex.count) + hex
+        let temporary = path + ".tmp"
+        let out = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard out >= 0 else { throw SourceError("cannot write \(path): \(String(cString: strerror(errno)))") }
+        let bytes = Array((name + "\n").utf8)
+        _ = bytes.withUnsafeBytes { write(out, $0.baseAddress, $0.count) }
+        _ = fsyncAndClose(out)
+        rename(temporary, path)
+        return name
+    }
+
+    private func syncDirectory() {
+        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 { _ = fsyncAndClose(fd) }
+    }
+}
+
+private func closeFD(_ fd: Int32) { _ = close(fd) }
+
+private func fsyncAndClose(_ fd: Int32) -> Int32 {
+    fsync(fd)
+    return close(fd)
+}
+
+extension String {
+    fileprivate var trimmingTrailingNewline: String { hasSuffix("\n") ? String(dropLast()) : self }
+}
