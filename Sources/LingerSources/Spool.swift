@@ -4,6 +4,7 @@
 import Darwin
 #endif
 import CLingerZlib
+import Synchronization
 
 /// A crash-safe on-disk queue for lines that cannot be read again (stdin, a pipe): each line is in the spool
 /// before it is sent, and leaves it once the server acknowledged it.
@@ -19,8 +20,9 @@ import CLingerZlib
 /// also fsynced, so a power loss loses nothing that was sent. A torn last record (a crash mid-append) is cut
 /// off on open; a damaged record anywhere else is an error that names the segment.
 ///
-/// Blocking: used on ``SourceIO``'s threads, by one writer and one reader at a time.
+/// Blocking: used on ``SourceIO``'s threads; a writer and a reader may call it at once (one lock orders them).
 public final class Spool: @unchecked Sendable {
+    private let lock = Mutex(())
     public enum FsyncPolicy: Sendable { case everyAppend, none }
 
     public let directory: String
@@ -68,12 +70,16 @@ public final class Spool: @unchecked Sendable {
     }
 
     /// Bytes the spool holds.
-    public var bytes: Int64 { segments.reduce(0) { $0 + $1.bytes } }
+    public var bytes: Int64 { lock.withLock { _ in segments.reduce(0) { $0 + $1.bytes } } }
 
     /// Appends lines (each without its newline); returns the sequence of the first.
     /// - Throws: ``SourceError`` when the spool is full or the disk fails (nothing of this append was kept).
     @discardableResult
     public func append(_ lines: [[UInt8]]) throws -> UInt64 {
+        try lock.withLock { _ in try appendLocked(lines) }
+    }
+
+    private func appendLocked(_ lines: [[UInt8]]) throws -> UInt64 {
         let first = nextSequence
         guard !lines.isEmpty else { return first }
         var record: [UInt8] = []
@@ -84,7 +90,7 @@ public final class Spool: @unchecked Sendable {
             withUnsafeBytes(of: crc.bigEndian) { record += $0 }
             record += line
         }
-        if bytes + Int64(record.count) > maximumBytes {
+        if segments.reduce(0, { $0 + $1.bytes }) + Int64(record.count) > maximumBytes {
             throw SourceError("the spool \(directory) is full (\(bytes) bytes of at most \(maximumBytes)): the server has not acknowledged what it holds")
         }
         if writeFD < 0 || segments.last!.bytes >= segmentLimit {
@@ -119,6 +125,13 @@ public final class Spool: @unchecked Sendable {
 
     /// Records with sequence above `after`, up to `limit` bytes of lines: what to send next.
     public func records(after: UInt64, limit: Int = 256 << 10) throws -> (first: UInt64, lines: [[UInt8]]) {
+        try lock.withLock { _ in try recordsLocked(after: after, limit: limit) }
+    }
+
+    /// The sequence the next appended record gets.
+    public var next: UInt64 { lock.withLock { _ in nextSequence } }
+
+    private func recordsLocked(after: UInt64, limit: Int) throws -> (first: UInt64, lines: [[UInt8]]) {
         var lines: [[UInt8]] = []
         var size = 0
         var first: UInt64 = after + 1
@@ -151,6 +164,10 @@ public final class Spool: @unchecked Sendable {
 
     /// Removes every segment whose records are all acknowledged (sequence ≤ `acknowledged`).
     public func release(through acknowledged: UInt64) {
+        lock.withLock { _ in releaseLocked(through: acknowledged) }
+    }
+
+    private func releaseLocked(through acknowledged: UInt64) {
         var removed = false
         while let segment = segments.first {
             let last = segments.count > 1 ? segments[1].first - 1 : nextSequence - 1
@@ -167,13 +184,17 @@ public final class Spool: @unchecked Sendable {
     }
 
     public func close() {
+        lock.withLock { _ in closeLocked() }
+    }
+
+    private func closeLocked() {
         if writeFD >= 0 {
             _ = fsyncAndClose(writeFD)
             writeFD = -1
         }
     }
 
-    deinit { close() }
+    deinit { closeLocked() }
 
     // MARK: - Files
 
@@ -193,7 +214,8 @@ public final class Spool: @unchecked Sendable {
         return names
     }
 
-    /// Walks a segment's records: how many are whole and valid, and where the valid part ends.
+    /// Walks a segment's records: how many are whole and valid, and where the valid part ends. A bad record
+    /// that is the last thing in the file is a torn append; one with more records after it is damage.
     private static func scan(_ path: String) throws -> (records: UInt64, validBytes: Int64, fileBytes: Int64) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw SourceError("cannot read \(path): \(String(cString: strerror(errno)))") }
@@ -212,7 +234,12 @@ public final class Spool: @unchecked Sendable {
             var line = [UInt8](repeating: 0, count: Int(length))
             guard length == 0 || pread(fd, &line, Int(length), off_t(offset + 8)) == Int(length) else { break }
             let actual = UInt32(line.withUnsafeBytes { crc32(0, $0.baseAddress?.assumingMemoryBound(to: Bytef.self), uInt($0.count)) })
-            guard actual == crc else { break }
+            guard actual == crc else {
+                if offset + 8 + length < size {
+                    throw SourceError("spool segment \(path) is damaged at byte \(offset) (a record that is not the last): move it aside to keep the rest")
+                }
+                break
+            }
             offset += 8 + length
             records += 1
         }

@@ -20,6 +20,7 @@ struct FileInputs: ShippedInput {
     }
 
     func ship(report: @escaping @Sendable (SourceEvent) -> Void) async throws -> SourceTotals {
+        _ = try await client.start()  // the streams the server knows decide what each file resumes
         var started = Set<String>()
         var totals = SourceTotals()
         try await withThrowingTaskGroup(of: Step.self) { group in

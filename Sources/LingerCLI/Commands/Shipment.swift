@@ -73,7 +73,6 @@ struct Shipment {
 
     private func feed(reporter: ProgressReporter) async -> Outcome {
         do {
-            _ = try await client.start()
             let totals = try await input.ship { event in Self.say(event) }
             try await client.flush()
             await input.acknowledged()

@@ -1,8 +1,10 @@
 import LingerLink
 import LingerSources
+import Synchronization
 
 /// Stdin through a crash-safe spool (`--spool DIR`): every line is on disk before it is sent and leaves
-/// the spool once acknowledged; a restarted sender first delivers what the spool holds.
+/// the spool once acknowledged. Reading stdin into the spool does not wait for the server; a second task
+/// sends what the spool holds, first what an earlier run left there, and follows it as it grows.
 struct SpooledStandardInput: ShippedInput {
     let directory: String
     let maximumBytes: Int64
@@ -14,25 +16,26 @@ struct SpooledStandardInput: ShippedInput {
         let directory = self.directory, maximumBytes = self.maximumBytes
         let spool = try await io.run { try Spool(directory: directory, maximumBytes: maximumBytes) }
         defer { spool.close() }
-        let (stream, mark) = try await client.openStream(spool.streamName)
-        var totals = SourceTotals()
-        // What an earlier run spooled and the server lacks goes first, in order.
-        var sentThrough = mark.sequence
-        while true {
-            let after = sentThrough
-            let (first, lines) = try await io.run { try spool.records(after: after) }
-            guard !lines.isEmpty else { break }
-            precondition(first == after + 1, "the spool's records are consecutive")
-            var batch = LinkBatch()
-            for line in lines { batch.append(line) }
-            sentThrough = try await client.send(batch, on: stream)
-            totals.sent += UInt64(lines.count)
-            await release(spool, on: stream)
+        let inputEnded = CompletionFlag()
+        return try await withThrowingTaskGroup(of: UInt64.self) { group in
+            group.addTask {
+                defer { inputEnded.set() }
+                return try await spoolStandardInput(into: spool, report: report)
+            }
+            group.addTask { try await sendSpooled(spool, inputEnded: inputEnded) }
+            var totals = SourceTotals()
+            _ = try await group.next()
+            totals.sent = try await group.next() ?? 0
+            return totals
         }
-        if sentThrough + 1 < spool.nextSequence { throw SourceError("the spool \(directory) is not consecutive") }
-        // Then stdin: spool each chunk, then send it.
+    }
+
+    /// Stdin → spool, chunk by chunk; waits (stops reading) while the spool is full.
+    private func spoolStandardInput(into spool: Spool, report: @escaping @Sendable (SourceEvent) -> Void) async throws -> UInt64 {
         var framer = LineFramer(maximumLineBytes: maximumLineBytes)
         let reader = DescriptorReader(fd: 0)
+        var spooled: UInt64 = 0
+        var warned = false
         while true {
             let bytes = try await io.run { try reader.read(upTo: 256 << 10) }
             var batch = LinkBatch()
@@ -40,33 +43,60 @@ struct SpooledStandardInput: ShippedInput {
             for cut in framer.takeTruncated() { report(.lineCut(path: "stdin", line: cut.line, bytes: cut.bytes, limit: maximumLineBytes)) }
             let lines = batch.payloads
             if !lines.isEmpty {
-                try await waitForRoom(spool, bytes: lines.reduce(0) { $0 + $1.count + 8 }, stream: stream)
+                let size = Int64(lines.reduce(0) { $0 + $1.count + 8 })
+                while spool.bytes + size > spool.maximumBytes && spool.bytes > 0 {
+                    if !warned {
+                        StandardOutput.note("the spool \(spool.directory) is full (\(spool.bytes) of \(spool.maximumBytes) bytes); reading waits for the server to acknowledge")
+                        warned = true
+                    }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
                 _ = try await io.run { try spool.append(lines) }
-                try await client.send(batch, on: stream)
-                totals.sent += UInt64(lines.count)
-                await release(spool, on: stream)
+                spooled += UInt64(lines.count)
             }
-            if bytes.isEmpty { break }
-        }
-        return totals
-    }
-
-    /// Deletes the segments the server acknowledged.
-    private func release(_ spool: Spool, on stream: LinkStream) async {
-        let acknowledged = client.acknowledgedSequence(on: stream)
-        _ = try? await io.run { spool.release(through: acknowledged) }
-    }
-
-    /// A full spool stops reading stdin (the writer upstream waits) until acknowledgements free room.
-    private func waitForRoom(_ spool: Spool, bytes: Int, stream: LinkStream) async throws {
-        var warned = false
-        while spool.bytes + Int64(bytes) > spool.maximumBytes {
-            if !warned {
-                StandardOutput.note("the spool \(spool.directory) is full (\(spool.bytes) of \(spool.maximumBytes) bytes); waiting for the server to acknowledge")
-                warned = true
-            }
-            await release(spool, on: stream)
-            try await Task.sleep(for: .milliseconds(100))
+            if bytes.isEmpty { return spooled }
         }
     }
+
+    /// Spool → link: everything after the server's mark, as it appears; done when stdin ended and all of it
+    /// is sent. Acknowledged segments are deleted as it goes.
+    private func sendSpooled(_ spool: Spool, inputEnded: CompletionFlag) async throws -> UInt64 {
+        let (stream, mark) = try await client.openStream(spool.streamName)
+        var sentThrough = mark.sequence
+        var sent: UInt64 = 0
+        while true {
+            let after = sentThrough
+            let ended = inputEnded.isSet
+            let (first, lines) = try await io.run { try spool.records(after: after) }
+            if lines.isEmpty {
+                let acknowledged = client.acknowledgedSequence(on: stream)
+                _ = try? await io.run { spool.release(through: acknowledged) }
+                if ended && sentThrough + 1 >= spool.next {
+                    // Everything is sent: once it is acknowledged, the spool is emptied.
+                    try await client.flush()
+                    let acknowledged = client.acknowledgedSequence(on: stream)
+                    try await io.run { spool.release(through: acknowledged) }
+                    return sent
+                }
+                try await Task.sleep(for: .milliseconds(20))  // the spool's tail is polled: appends are in-process
+                continue
+            }
+            guard first == after + 1 else { throw SourceError("the spool \(spool.directory) skips from \(after) to \(first)") }
+            var batch = LinkBatch()
+            for line in lines { batch.append(line) }
+            sentThrough = try await client.send(batch, on: stream)
+            sent += UInt64(lines.count)
+            let acknowledged = client.acknowledgedSequence(on: stream)
+            _ = try? await io.run { spool.release(through: acknowledged) }
+        }
+    }
+
+    func acknowledged() async {}
+}
+
+/// A flag one task sets and another reads.
+final class CompletionFlag: Sendable {
+    private let value = Mutex(false)
+    func set() { value.withLock { $0 = true } }
+    var isSet: Bool { value.withLock { $0 } }
 }

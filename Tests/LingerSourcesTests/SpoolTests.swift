@@ -1,0 +1,65 @@
+import Foundation
+import LingerSources
+import Testing
+
+struct SpoolTests {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("linger-spool-\(UUID().uuidString)").path
+
+    private func lines(_ range: ClosedRange<Int>) -> [[UInt8]] { range.map { Array("line \($0)".utf8) } }
+
+    @Test func recordsSurviveAReopenAndLeaveOnceAcknowledged() throws {
+        let spool = try Spool(directory: directory, segmentBytes: 200)
+        #expect(try spool.append(lines(1...10)) == 1)
+        #expect(try spool.append(lines(11...20)) == 11)
+        let name = spool.streamName
+        spool.close()
+        let reopened = try Spool(directory: directory, segmentBytes: 200)
+        #expect(reopened.streamName == name && reopened.nextSequence == 21)
+        let (first, pending) = try reopened.records(after: 5)
+        #expect(first == 6 && pending == lines(6...20))
+        reopened.release(through: 20)
+        #expect(reopened.bytes == 0)
+        #expect(try reopened.append(lines(21...21)) == 21, "numbering goes on after the acknowledged records")
+    }
+
+    @Test func aTornTailIsCutAndDamageElsewhereIsNamed() throws {
+        let spool = try Spool(directory: directory)
+        try spool.append(lines(1...3))
+        spool.close()
+        let segment = try #require(try FileManager.default.contentsOfDirectory(atPath: directory).first { $0.hasSuffix(".seg") })
+        let handle = try #require(FileHandle(forWritingAtPath: directory + "/" + segment))
+        handle.seekToEndOfFile()
+        handle.write(Data([0, 0, 0, 9, 1, 2]))  // a record header cut short by a crash
+        try handle.close()
+        let reopened = try Spool(directory: directory)
+        #expect(reopened.nextSequence == 4)
+        #expect(try reopened.records(after: 0).lines == lines(1...3))
+        reopened.close()
+        // A flipped byte inside a record that is not the last of the last segment is damage, not a tear.
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: directory + "/" + segment))
+        bytes[9] ^= 0xff
+        try bytes.write(to: URL(fileURLWithPath: directory + "/" + segment))
+        let error = try #require(throws: SourceError.self, "damage before the end is not a torn tail") { try Spool(directory: directory) }
+        #expect(error.message.contains("damaged") && error.message.contains(segment))
+    }
+
+    @Test func aFullSpoolRefusesWithAReason() throws {
+        let spool = try Spool(directory: directory, maximumBytes: 1 << 20)
+        let big = [[UInt8]](repeating: [UInt8](repeating: 0x61, count: 1000), count: 1100)
+        let error = try #require(throws: SourceError.self) { try spool.append(big) }
+        #expect(error.message.contains("is full"))
+        #expect(spool.bytes == 0, "nothing of a refused append is kept")
+    }
+}
+
+struct RotatedFilesTests {
+    @Test func siblingsComeOldestFirst() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("linger-rot-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        for name in ["app.log", "app.log.1", "app.log.2.gz", "app.log.10", "app.log-20261129", "app.log-20261128.gz", "app.logger", "other.log.1"] {
+            FileManager.default.createFile(atPath: directory + "/" + name, contents: Data())
+        }
+        let siblings = RotatedFiles.siblings(of: directory + "/app.log").map { $0.split(separator: "/").last.map(String.init) ?? $0 }
+        #expect(siblings == ["app.log-20261128.gz", "app.log-20261129", "app.log.10", "app.log.2.gz", "app.log.1"])
+    }
+}
