@@ -136,7 +136,19 @@ public final class FollowedFile: Sendable {
         while true {
             try Task.checkCancellation()
             let block = options.blockSize
-            let bytes = try await io.run { try file.read(upTo: block) }
+            let follow = options.follow && !file.isCompressed
+            let (bytes, replaced) = try await io.run { () throws -> ([UInt8], Bool) in
+                // Checked before every read: content cut and refilled past where reading stopped must not be
+                // read from the middle.
+                if follow && !file.stillHoldsWhatWasRead() { return ([], true) }
+                return (try file.read(upTo: block), false)
+            }
+            if replaced {
+                var batch = LinkBatch()
+                framer.finish(into: &batch)
+                try await send(&batch, on: stream, framer: &framer, totals: &totals)
+                return .truncated
+            }
             var batch = LinkBatch(capacity: bytes.count + bytes.count / 4 + 64)
             if !bytes.isEmpty {
                 let skipBefore = framer.skip
@@ -168,11 +180,6 @@ public final class FollowedFile: Sendable {
                     report(.rotated(path: path))
                     return .rotated
                 }
-            } else if file.currentSize < file.offset {
-                // copytruncate: the bytes before the cut were read; a partial last line is still a line.
-                framer.finish(into: &batch)
-                try await send(&batch, on: stream, framer: &framer, totals: &totals)
-                return .truncated
             }
             try await Task.sleep(for: options.pollInterval)
         }

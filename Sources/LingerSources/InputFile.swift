@@ -31,6 +31,8 @@ public final class InputFile: @unchecked Sendable {
     private var gz: gzFile?
     /// Bytes of content consumed (uncompressed).
     public private(set) var offset: Int64 = 0
+    /// The last bytes consumed (up to 64), to notice content replaced under the same name and size.
+    private var lastBytes: [UInt8] = []
 
     /// Opens `path`; nil when it does not exist (yet, or any more).
     /// - Throws: ``SourceError`` for any other failure (permissions, a directory).
@@ -77,7 +79,22 @@ public final class InputFile: @unchecked Sendable {
             n = got
         }
         offset += Int64(n)
+        if n > 0 {
+            let keep = min(64, n)
+            lastBytes = n >= 64 ? Array(buffer[(n - keep)..<n]) : Array((lastBytes + buffer[0..<n]).suffix(64))
+        }
         return n == count ? buffer : Array(buffer[0..<n])
+    }
+
+    /// Whether the bytes just before the offset are still those that were read. A file cut and refilled
+    /// (copytruncate, then the writer going on) may already be longer than where reading stopped, so its
+    /// size alone does not tell; its content does.
+    public func stillHoldsWhatWasRead() -> Bool {
+        guard fd >= 0, offset > 0 else { return true }
+        guard currentSize >= offset else { return false }
+        var now = [UInt8](repeating: 0, count: lastBytes.count)
+        let n = now.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(offset) - off_t($0.count)) }
+        return n == lastBytes.count && now == lastBytes
     }
 
     /// The first `count` bytes of the content (fewer if it is shorter), whatever the current offset.
@@ -103,7 +120,10 @@ public final class InputFile: @unchecked Sendable {
     }
 
     /// Starts over at the beginning (after a truncation: the content is new).
-    public func rewind() { offset = 0 }
+    public func rewind() {
+        offset = 0
+        lastBytes = []
+    }
 
     public func close() {
         if let gz {

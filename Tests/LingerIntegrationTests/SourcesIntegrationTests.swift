@@ -1,0 +1,208 @@
+import Foundation
+import Testing
+
+/// `linger send` as a user shipping real logs runs it: files rotated under it (by hand and by the real
+/// logrotate), replaced, holding huge lines, and pipes that cannot be read twice.
+extension Integration {
+@Suite(.enabled(if: canUseNamespaces, "needs root: namespaces"))
+struct SourcesIntegrationTests {
+    let directory: URL
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("linger-src-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    private var log: String { directory.appendingPathComponent("app.log").path }
+    private var out: String { directory.appendingPathComponent("shipped.log").path }
+
+    private func serve(_ ns: TestNamespace) throws -> LingerProcess {
+        let server = try ns.linger(["serve", "--listen", "127.0.0.1:7600", "--sink", "file:\(out)"])
+        try server.waitForStderr("listening on")
+        return server
+    }
+
+    private func lines(_ range: ClosedRange<Int>) -> String { range.map { "line \($0)" }.joined(separator: "\n") + "\n" }
+
+    /// Appends as a logger that reopens its file by name does: after a rename, new lines go to the new file.
+    private func append(_ range: ClosedRange<Int>, to path: String? = nil) throws {
+        let path = path ?? log
+        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        handle.seekToEndOfFile()
+        handle.write(Data(lines(range).utf8))
+        try handle.close()
+    }
+
+    private func sinkLines() -> Int {
+        ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").utf8.reduce(0) { $1 == UInt8(ascii: "\n") ? $0 + 1 : $0 }
+    }
+
+    /// Waits (up to 60 s) until the sink holds `count` lines.
+    private func waitForSink(_ count: Int, _ sender: LingerProcess) throws {
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline && sinkLines() < count { usleep(50_000) }
+        guard sinkLines() >= count else { throw HarnessError("the sink holds \(sinkLines()) of \(count) lines; sender: \(sender.stderrText.suffix(500))") }
+    }
+
+    private func move(_ from: String, _ to: String) throws {
+        try? FileManager.default.removeItem(atPath: to)
+        try FileManager.default.moveItem(atPath: from, toPath: to)
+    }
+
+    /// logrotate's shift: PATH.n → PATH.n+1, …, and (unless copying) PATH → PATH.1.
+    private func shift(live: Bool = true) throws {
+        for n in stride(from: 8, through: 1, by: -1) where FileManager.default.fileExists(atPath: "\(log).\(n)") {
+            try move("\(log).\(n)", "\(log).\(n + 1)")
+        }
+        if live { try move(log, "\(log).1") }
+    }
+
+    @Test func renameTwiceCopytruncateOnceAndARenameWhileTheSenderIsDown() throws {
+        let ns = try TestNamespace()
+        defer { ns.tearDown() }
+        let server = try serve(ns)
+        let follow = ["send", "127.0.0.1:7600", "--file", log, "--follow", "--client-id", "rotating", "--rotate-wait", "300ms"]
+        try append(1...20_000)
+        var sender = try ns.linger(follow)
+        try waitForSink(20_000, sender)
+        try shift()                                  // rename rotation 1
+        try append(20_001...40_000)
+        try waitForSink(40_000, sender)
+        try shift()                                  // rename rotation 2
+        try append(40_001...60_000)
+        try waitForSink(60_000, sender)
+        // copytruncate, with the writer paused: copy, then cut the live file to nothing.
+        try shift(live: false)
+        try FileManager.default.copyItem(atPath: log, toPath: "\(log).1")
+        let live = try #require(FileHandle(forWritingAtPath: log))
+        try live.truncate(atOffset: 0)
+        try live.close()
+        try append(60_001...80_000)
+        try waitForSink(80_000, sender)
+        #expect(sender.stderrText.contains("truncated"), "\(sender.stderrText)")
+        // The sender dies; the log is written, rotated and written again while it is down; a new sender
+        // finds the unshipped rest of the rotated file by its content, and never re-ships the copies.
+        sender.signal(SIGKILL)
+        _ = sender.waitForExit(timeout: 10)
+        try append(80_001...85_000)
+        try shift()
+        try append(85_001...100_000)
+        sender = try ns.linger(follow)
+        try waitForSink(100_000, sender)
+        usleep(500_000)
+        sender.signal(SIGTERM)
+        #expect(sender.waitForExit(timeout: 20) == 0, "\(sender.stderrText)")
+        server.signal(SIGTERM)
+        #expect(server.waitForExit(timeout: 30) == 0)
+        #expect(try String(contentsOfFile: out, encoding: .utf8) == lines(1...100_000), "every line once, in order")
+    }
+
+    @Test func theRealLogrotateInCreateAndCopytruncateModes() throws {
+        let ns = try TestNamespace()
+        defer { ns.tearDown() }
+        let logrotate = "/usr/sbin/logrotate"
+        try #require(FileManager.default.isExecutableFile(atPath: logrotate), "logrotate is missing: install Debian's logrotate package (scripts/test does)")
+        let create = directory.appendingPathComponent("create.conf").path
+        let copytruncate = directory.appendingPathComponent("copytruncate.conf").path
+        try "\(log) {\n    create\n    rotate 5\n    missingok\n}\n".write(toFile: create, atomically: true, encoding: .utf8)
+        try "\(log) {\n    copytruncate\n    rotate 5\n    missingok\n}\n".write(toFile: copytruncate, atomically: true, encoding: .utf8)
+        let state = directory.appendingPathComponent("logrotate.state").path
+        func rotate(_ config: String) throws {
+            let result = try run(logrotate, ["-f", "-s", state, config])
+            #expect(result.status == 0, "logrotate: \(result.stderr)")
+        }
+        let server = try serve(ns)
+        try append(1...10_000)
+        let sender = try ns.linger(["send", "127.0.0.1:7600", "--file", log, "--follow", "--client-id", "logrotated", "--rotate-wait", "300ms"])
+        try waitForSink(10_000, sender)
+        try rotate(create)
+        try append(10_001...20_000)
+        try waitForSink(20_000, sender)
+        try rotate(create)
+        try append(20_001...30_000)
+        try waitForSink(30_000, sender)
+        try rotate(copytruncate)                     // the writer is paused while it runs
+        try append(30_001...40_000)
+        try waitForSink(40_000, sender)
+        usleep(500_000)
+        sender.signal(SIGTERM)
+        #expect(sender.waitForExit(timeout: 20) == 0, "\(sender.stderrText)")
+        server.signal(SIGTERM)
+        #expect(server.waitForExit(timeout: 30) == 0)
+        #expect(try String(contentsOfFile: out, encoding: .utf8) == lines(1...40_000), "every line once, in order")
+        #expect(FileManager.default.fileExists(atPath: "\(log).3"), "logrotate really rotated three times")
+    }
+
+    @Test func aReplacedFileWithTheSameClientIDIsShipped() throws {
+        let ns = try TestNamespace()
+        defer { ns.tearDown() }
+        let server = try serve(ns)
+        try append(1...100)
+        let first = try ns.linger(["send", "127.0.0.1:7600", "--file", log, "--client-id", "same"])
+        #expect(first.waitForExit(timeout: 30) == 0, "\(first.stderrText)")
+        try FileManager.default.removeItem(atPath: log)
+        try (1...50).map { "replacement \($0)" }.joined(separator: "\n").appending("\n").write(toFile: log, atomically: true, encoding: .utf8)
+        let second = try ns.linger(["send", "127.0.0.1:7600", "--file", log, "--client-id", "same", "--progress"])
+        #expect(second.waitForExit(timeout: 30) == 0, "\(second.stderrText)")
+        #expect(!second.stderrText.contains("already on the server"), "\(second.stderrText)")
+        // The same content again is recognised.
+        let third = try ns.linger(["send", "127.0.0.1:7600", "--file", log, "--client-id", "same"])
+        #expect(third.waitForExit(timeout: 30) == 0)
+        #expect(third.stderrText.contains("the first 50 were already on the server"), "\(third.stderrText)")
+        server.signal(SIGTERM)
+        #expect(server.waitForExit(timeout: 30) == 0)
+        let replacement = (1...50).map { "replacement \($0)" }.joined(separator: "\n") + "\n"
+        #expect(try String(contentsOfFile: out, encoding: .utf8) == lines(1...100) + replacement)
+    }
+
+    @Test func hugeLinesArriveWholeOrCutAndNeverStartAStorm() throws {
+        let ns = try TestNamespace()
+        defer { ns.tearDown() }
+        let server = try serve(ns)
+        let three = String(repeating: "3", count: 3 << 20), twenty = String(repeating: "2", count: 20 << 20)
+        try ["before", three, "between", twenty, "after"].joined(separator: "\n").appending("\n").write(toFile: log, atomically: true, encoding: .utf8)
+        let sender = try ns.linger(["send", "127.0.0.1:7600", "--file", log, "--client-id", "huge"])
+        #expect(sender.waitForExit(timeout: 120) == 0, "\(sender.stderrText.prefix(500))")
+        #expect(sender.stderrText.contains("line 4 has 20971520 bytes; sent cut to 16777216"), "\(sender.stderrText.prefix(500))")
+        server.signal(SIGTERM)
+        #expect(server.waitForExit(timeout: 30) == 0)
+        let shipped = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(shipped.count == 6)
+        #expect(shipped[0] == "before" && shipped[2] == "between" && shipped[4] == "after")
+        #expect(shipped[1].utf8.count == 3 << 20, "the 3 MiB line whole")
+        #expect(shipped[3].utf8.count == 16 << 20, "the 20 MiB line cut to 16 MiB")
+        #expect(try ns.passiveOpens() <= 2, "no reconnect storm")
+    }
+
+    @Test func aSpoolKeepsPipedLinesThroughAKillWhileTheServerIsDown() throws {
+        let ns = try TestNamespace()
+        defer { ns.tearDown() }
+        let spool = directory.appendingPathComponent("spool").path
+        let input = lines(1...100_000)
+        let first = try ns.linger(["send", "127.0.0.1:7600", "--client-id", "piped", "--spool", spool, "--backoff-max", "200ms"])
+        try first.write(input)
+        // Every line is in the spool (8 bytes of record header each) before the kill; no server yet.
+        let expected = input.utf8.count - 100_000 + 8 * 100_000
+        let deadline = Date().addingTimeInterval(60)
+        func spooled() -> Int {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []
+            return names.filter { $0.hasSuffix(".seg") }.reduce(0) {
+                $0 + ((try? FileManager.default.attributesOfItem(atPath: spool + "/" + $1)[.size] as? Int) ?? 0)
+            }
+        }
+        while Date() < deadline && spooled() < expected { usleep(20_000) }
+        #expect(spooled() == expected)
+        first.signal(SIGKILL)
+        _ = first.waitForExit(timeout: 10)
+        let server = try serve(ns)
+        let second = try ns.linger(["send", "127.0.0.1:7600", "--client-id", "piped", "--spool", spool])
+        second.closeStdin()
+        #expect(second.waitForExit(timeout: 60) == 0, "\(second.stderrText)")
+        server.signal(SIGTERM)
+        #expect(server.waitForExit(timeout: 30) == 0)
+        #expect(try String(contentsOfFile: out, encoding: .utf8) == input, "every line once, in order")
+        #expect(spooled() == 0, "acknowledged lines leave the spool")
+    }
+}
+}
