@@ -32,6 +32,7 @@ let package = Package(
         .target(
             name: "LingerLink",
             dependencies: [
+                "CLingerZlib",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

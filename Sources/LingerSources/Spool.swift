@@ -34,6 +34,8 @@ public final class Spool: @unchecked Sendable {
     /// The sequence the next appended record gets.
     public private(set) var nextSequence: UInt64
     private let segmentLimit: Int64
+    /// Where the last read stopped, so a sequential reader does not walk the segment from its start again.
+    private var readCursor: (path: String, sequence: UInt64, offset: Int64)?
 
     /// Opens (creating) the spool in `directory`, cutting a torn tail.
     /// - Throws: ``SourceError`` naming the segment when a record before the tail is damaged.
@@ -64,6 +66,8 @@ public final class Spool: @unchecked Sendable {
             segments[index].bytes = validBytes
             nextSequence = segments[index].first + records
         }
+        // When every segment was acknowledged and removed, the numbering goes on from what `next` recorded.
+        nextSequence = max(nextSequence, Self.recordedNext(directory))
         if let last = segments.last, last.bytes < segmentLimit {
             writeFD = open(last.path, O_WRONLY | O_APPEND | O_CLOEXEC)
         }
@@ -90,8 +94,9 @@ public final class Spool: @unchecked Sendable {
             withUnsafeBytes(of: crc.bigEndian) { record += $0 }
             record += line
         }
-        if segments.reduce(0, { $0 + $1.bytes }) + Int64(record.count) > maximumBytes {
-            throw SourceError("the spool \(directory) is full (\(bytes) bytes of at most \(maximumBytes)): the server has not acknowledged what it holds")
+        let held = segments.reduce(0, { $0 + $1.bytes })
+        if held + Int64(record.count) > maximumBytes {
+            throw SourceError("the spool \(directory) is full (\(held) bytes of at most \(maximumBytes)): the server has not acknowledged what it holds")
         }
         if writeFD < 0 || segments.last!.bytes >= segmentLimit {
             if writeFD >= 0 { closeFD(writeFD) }
@@ -134,32 +139,59 @@ public final class Spool: @unchecked Sendable {
     private func recordsLocked(after: UInt64, limit: Int) throws -> (first: UInt64, lines: [[UInt8]]) {
         var lines: [[UInt8]] = []
         var size = 0
-        var first: UInt64 = after + 1
+        var wanted = after + 1
         for (index, segment) in segments.enumerated() {
             let end = index + 1 < segments.count ? segments[index + 1].first : nextSequence
-            guard end > after + 1 else { continue }
+            guard wanted < end, size < limit else { continue }
             let fd = open(segment.path, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { throw SourceError("cannot read \(segment.path): \(String(cString: strerror(errno)))") }
             defer { closeFD(fd) }
+            // Where record `wanted` starts: from the cursor a sequential reader leaves, else by walking headers.
             var offset: Int64 = 0
             var sequence = segment.first
-            if lines.isEmpty { first = max(after + 1, segment.first) }
-            while offset < segment.bytes && size < limit {
-                var header = [UInt8](repeating: 0, count: 8)
+            if let cursor = readCursor, cursor.path == segment.path, cursor.sequence <= wanted, cursor.sequence >= segment.first {
+                (offset, sequence) = (cursor.offset, cursor.sequence)
+            }
+            var header = [UInt8](repeating: 0, count: 8)
+            while sequence < wanted, offset < segment.bytes {
                 guard pread(fd, &header, 8, off_t(offset)) == 8 else { break }
-                let length = Int(UInt32(bigEndian: header.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }))
-                if sequence > after {
-                    var line = [UInt8](repeating: 0, count: length)
-                    guard length == 0 || pread(fd, &line, length, off_t(offset + 8)) == length else { break }
-                    lines.append(line)
-                    size += length + 1
-                }
-                offset += 8 + Int64(length)
+                offset += 8 + Int64(UInt32(bigEndian: header.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }))
                 sequence += 1
             }
-            if size >= limit { break }
+            // Then whole blocks, parsed in memory.
+            while offset < segment.bytes && size < limit {
+                let want = Int(min(segment.bytes - offset, Int64(max(limit - size, 1 << 16))))
+                var block = [UInt8](repeating: 0, count: want)
+                let got = block.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, off_t(offset)) }
+                guard got > 8 else { break }
+                var position = 0
+                while position + 8 <= got {
+                    let length = Int(UInt32(bigEndian: block.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: position, as: UInt32.self) }))
+                    if position + 8 + length > got {
+                        if position == 0 {
+                            // One record larger than the block: read it alone.
+                            var line = [UInt8](repeating: 0, count: length)
+                            guard length == 0 || pread(fd, &line, length, off_t(offset + 8)) == length else { break }
+                            lines.append(line)
+                            size += length + 1
+                            position = 8 + length
+                            sequence += 1
+                        }
+                        break
+                    }
+                    lines.append(Array(block[(position + 8)..<(position + 8 + length)]))
+                    size += length + 1
+                    position += 8 + length
+                    sequence += 1
+                    if size >= limit { break }
+                }
+                offset += Int64(position)
+                if position == 0 { break }
+            }
+            readCursor = (segment.path, sequence, offset)
+            wanted = sequence
         }
-        return (first, lines)
+        return (after + 1, lines)
     }
 
     /// Removes every segment whose records are all acknowledged (sequence ≤ `acknowledged`).
@@ -176,6 +208,7 @@ public final class Spool: @unchecked Sendable {
                 closeFD(writeFD)  // the next append starts a new segment
                 writeFD = -1
             }
+            if segments.count == 1 { Self.recordNext(nextSequence, in: directory) }  // numbering must survive the last segment
             unlink(segment.path)
             segments.removeFirst()
             removed = true
@@ -244,6 +277,26 @@ public final class Spool: @unchecked Sendable {
             records += 1
         }
         return (records, offset, size)
+    }
+
+    /// The sequence recorded in `DIR/next` when the last segment was removed (1 when never).
+    private static func recordedNext(_ directory: String) -> UInt64 {
+        let fd = open(directory + "/next", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return 1 }
+        defer { closeFD(fd) }
+        var buffer = [UInt8](repeating: 0, count: 32)
+        let n = read(fd, &buffer, buffer.count)
+        return n > 0 ? UInt64(String(decoding: buffer[0..<n], as: UTF8.self).trimmingTrailingNewline) ?? 1 : 1
+    }
+
+    private static func recordNext(_ next: UInt64, in directory: String) {
+        let temporary = directory + "/next.tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return }
+        let bytes = Array("\(next)\n".utf8)
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        _ = fsyncAndClose(fd)
+        rename(temporary, directory + "/next")
     }
 
     private static func loadOrCreateStreamName(_ directory: String) throws -> String {

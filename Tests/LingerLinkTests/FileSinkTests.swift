@@ -160,3 +160,85 @@ struct FileSinkTests {
         #expect(try FileSinkStore(path: data, policy: .none).marks[.init(clientID: "c1")] == 12_003)
     }
 }
+
+/// The collector's own output rotating: by rename and SIGHUP, built in, and copytruncate refused.
+struct FileSinkRotationTests {
+    let directory: String
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("linger-rot-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+
+    private var data: String { directory + "/out.log" }
+
+    private func batch(from first: UInt64, _ lines: [String]) -> LinkSinkBatch {
+        var buffer = ByteBuffer()
+        for line in lines { buffer.writeString(line + "\n") }
+        return LinkSinkBatch(key: .init(clientID: "c1"), epoch: 1, firstSequence: first, lines: buffer, lengths: lines.map { UInt32($0.utf8.count) })
+    }
+
+    private func contents(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "<missing>" }
+
+    @Test func aRenameAndAReopenContinueInANewFileAndSurviveARestart() throws {
+        let store = try FileSinkStore(path: data, policy: .everyBatch)
+        _ = store.claim(clientID: "c1")
+        _ = try store.commit([batch(from: 1, ["one", "two"])])
+        try FileManager.default.moveItem(atPath: data, toPath: data + ".1")
+        _ = try store.commit([batch(from: 3, ["three"])])  // written into the renamed file until the reopen
+        #expect(try store.reopen().contains("reopened"))
+        _ = try store.commit([batch(from: 4, ["four"])])
+        store.close()
+        #expect(contents(data + ".1") == "one\ntwo\nthree\n")
+        #expect(contents(data) == "four\n")
+        let restarted = try FileSinkStore(path: data, policy: .everyBatch)
+        #expect(restarted.marks[.init(clientID: "c1")] == 4 && restarted.committed == 5)
+    }
+
+    @Test func aRenameWhileTheServerIsDownContinuesAndCutsATornTailInTheRenamedFile() throws {
+        let store = try FileSinkStore(path: data, policy: .everyBatch)
+        _ = store.claim(clientID: "c1")
+        _ = try store.commit([batch(from: 1, ["one"])])
+        store.close()
+        let torn = try #require(FileHandle(forWritingAtPath: data))
+        torn.seekToEndOfFile()
+        torn.write(Data("tw".utf8))  // a commit torn by a crash
+        try torn.close()
+        try FileManager.default.moveItem(atPath: data, toPath: data + ".1")
+        let restarted = try FileSinkStore(path: data, policy: .everyBatch)
+        #expect(restarted.openingNotes.contains { $0.contains("was rotated to") }, "\(restarted.openingNotes)")
+        #expect(contents(data + ".1") == "one\n", "the torn tail is cut in the renamed file")
+        _ = restarted.claim(clientID: "c1")
+        #expect(try restarted.commit([batch(from: 2, ["two"])]) == [.stored])
+        #expect(contents(data) == "two\n")
+    }
+
+    @Test func builtInRotationNeverSplitsACommit() throws {
+        let store = try FileSinkStore(path: data, policy: .none, rotation: OutputRotation(maximumBytes: 10))
+        _ = store.claim(clientID: "c1")
+        var sequence: UInt64 = 1
+        for group in [["aaaa", "bbbb"], ["cccc"], ["dddd", "eeee", "ffff"], ["gggg"]] {
+            _ = try store.commit([batch(from: sequence, group)])
+            sequence += UInt64(group.count)
+        }
+        store.close()
+        let rotated = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasPrefix("out.log-") }.sorted()
+        #expect(rotated.count == 2, "\(rotated)")
+        let all = rotated.map { contents(directory + "/" + $0) }.joined() + contents(data)
+        #expect(all == "aaaa\nbbbb\ncccc\ndddd\neeee\nffff\ngggg\n")
+        #expect(contents(directory + "/" + rotated[0]) == "aaaa\nbbbb\n", "rotation happens between commits")
+    }
+
+    @Test func copytruncateIsRefusedNotCorrupted() throws {
+        let store = try FileSinkStore(path: data, policy: .everyBatch)
+        _ = store.claim(clientID: "c1")
+        _ = try store.commit([batch(from: 1, ["one", "two"])])
+        try FileManager.default.copyItem(atPath: data, toPath: data + ".1")
+        let handle = try #require(FileHandle(forWritingAtPath: data))
+        try handle.truncate(atOffset: 0)
+        try handle.close()
+        let error = try #require(throws: LinkSinkError.self) { try store.commit([batch(from: 3, ["three"])]) }
+        #expect(!error.isRetryable && error.message.contains("copytruncate"))
+        #expect(contents(data) == "", "no hole of zeros, nothing written")
+    }
+}

@@ -19,7 +19,10 @@ struct SpoolTests {
         #expect(first == 6 && pending == lines(6...20))
         reopened.release(through: 20)
         #expect(reopened.bytes == 0)
-        #expect(try reopened.append(lines(21...21)) == 21, "numbering goes on after the acknowledged records")
+        reopened.close()
+        let emptied = try Spool(directory: directory, segmentBytes: 200)
+        #expect(try emptied.append(lines(21...21)) == 21, "numbering goes on after the acknowledged records, even from an empty spool")
+        #expect(try emptied.records(after: 20).lines == lines(21...21))
     }
 
     @Test func aTornTailIsCutAndDamageElsewhereIsNamed() throws {

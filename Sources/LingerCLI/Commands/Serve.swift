@@ -30,6 +30,13 @@ struct Serve: AsyncParsableCommand {
               linger serve --sink file:/var/log/shipped.log --token-file /etc/linger/tokens
               linger serve --sink file:/var/log/app.log --adopt-existing
               linger serve --listen 0.0.0.0:7070 --sink discard
+              linger serve --sink file:/var/log/linger/shipped.log --rotate-size 100MiB --keep 10 --compress
+              linger serve --sink file:/var/log/linger/shipped.log --pid-file /run/linger-serve.pid   (logrotate: deploy/logrotate)
+
+            Rotating the output: logrotate's create mode renames the file, then `kill -HUP` makes the server \
+            continue in a new one (committed data stays in the renamed file; the state log follows). Or built in: \
+            --rotate-size / --rotate-every, --keep, --compress. copytruncate is refused: lines written between its \
+            copy and its cut would be lost, so the server stops and says so.
             """
     )
 
@@ -62,6 +69,21 @@ struct Serve: AsyncParsableCommand {
             + "(by default such a file is refused, never truncated). Senders that shipped into it before resend from 0."))
     var adoptExisting = false
 
+    @Option(name: .customLong("rotate-size"), help: ArgumentHelp("With a file sink: rotate the output once it holds this much (100MiB, 1GiB).", valueName: "size"))
+    var rotateSize: ByteSize?
+
+    @Option(name: .customLong("rotate-every"), help: ArgumentHelp("With a file sink: rotate the output after this long (1h, 1d).", valueName: "duration"))
+    var rotateEvery: DurationArgument?
+
+    @Option(name: .customLong("keep"), help: ArgumentHelp("With --rotate-size/--rotate-every: rotated files kept (older are deleted).", valueName: "n"))
+    var keep: Int?
+
+    @Flag(help: "With --rotate-size/--rotate-every: gzip rotated files.")
+    var compress = false
+
+    @Option(name: .customLong("pid-file"), help: ArgumentHelp("Write the server's pid here (for logrotate's postrotate: kill -HUP $(cat FILE)).", valueName: "path"))
+    var pidFile: String?
+
     @Flag(name: .customLong("abortive-close"), help: "Close connections with RST (SO_LINGER 0): no TIME_WAIT, unsent data lost. For experiments only.")
     var abortiveClose = false
 
@@ -75,6 +97,13 @@ struct Serve: AsyncParsableCommand {
         _ = try fsyncPolicy()
         guard maxConnections > 0 else { throw ValidationError("--max-connections must be at least 1") }
         guard idleTimeout.milliseconds > 0 else { throw ValidationError("--idle-timeout must be more than 0") }
+        let rotating = rotateSize != nil || rotateEvery != nil
+        if (rotating || keep != nil || compress || adoptExisting) && !sink.hasPrefix("file:") {
+            throw ValidationError("--rotate-size, --rotate-every, --keep, --compress and --adopt-existing need --sink file:PATH")
+        }
+        if (keep != nil || compress) && !rotating { throw ValidationError("--keep and --compress go with --rotate-size or --rotate-every") }
+        if let keep, keep < 1 { throw ValidationError("--keep must be at least 1, got \(keep)") }
+        if let rotateEvery, rotateEvery.milliseconds < 1000 { throw ValidationError("--rotate-every must be at least 1s") }
     }
 
     func fsyncPolicy() throws -> FsyncPolicy {
@@ -94,7 +123,10 @@ struct Serve: AsyncParsableCommand {
             case "stdout": theSink = StandardOutputSink()
             case "discard": theSink = DiscardSink()
             default:
-                let fileSink = try FileSink(path: String(sink.dropFirst(5)), policy: try fsyncPolicy(), adoptExisting: adoptExisting)
+                let rotation = OutputRotation(
+                    maximumBytes: rotateSize?.bytes, interval: rotateEvery?.duration, keep: keep, compress: compress)
+                let fileSink = try FileSink(
+                    path: String(sink.dropFirst(5)), policy: try fsyncPolicy(), adoptExisting: adoptExisting, rotation: rotation)
                 for note in fileSink.openingNotes { StandardOutput.note(note) }
                 theSink = fileSink
             }
@@ -125,6 +157,30 @@ struct Serve: AsyncParsableCommand {
                 idleTimeout: idleTimeout.duration, closeDeadline: closeDeadline.duration,
                 shutdownDeadline: shutdownDeadline.duration, abortiveClose: abortiveClose),
             logger: logger)
+        if let pidFile {
+            let text = Array("\(getpid())\n".utf8)
+            let fd = open(pidFile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            guard fd >= 0 else {
+                StandardOutput.note("cannot write the pid file \(pidFile): \(String(cString: strerror(errno)))")
+                throw ExitCode.failure
+            }
+            _ = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            close(fd)
+        }
+        defer { if let pidFile { unlink(pidFile) } }
+        // SIGHUP reopens the sink's output (logrotate's create mode renamed it), as rsyslog does; it must not
+        // be the default action, which ends the process.
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        let reopening = Task {
+            for await _ in hangups {
+                do {
+                    if let note = try await server.reopenSink() { StandardOutput.note(note) }
+                } catch {
+                    StandardOutput.note("SIGHUP: cannot reopen the output: \(error); still writing where it was")
+                }
+            }
+        }
+        defer { reopening.cancel() }
         let group = ServiceGroup(
             configuration: .init(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         async let announce: Void = {

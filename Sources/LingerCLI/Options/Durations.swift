@@ -1,6 +1,6 @@
 import ArgumentParser
 
-/// A duration typed as `30s`, `500ms`, `2m` or a bare number of seconds.
+/// A duration typed as `30s`, `500ms`, `2m`, `1h`, `1d` or a bare number of seconds.
 struct DurationArgument: ExpressibleByArgument, Sendable {
     var duration: Duration
 
@@ -10,6 +10,8 @@ struct DurationArgument: ExpressibleByArgument, Sendable {
             if text.hasSuffix("ms") { (text.dropLast(2), 0.001) }
             else if text.hasSuffix("s") { (text.dropLast(), 1) }
             else if text.hasSuffix("m") { (text.dropLast(), 60) }
+            else if text.hasSuffix("h") { (text.dropLast(), 3600) }
+            else if text.hasSuffix("d") { (text.dropLast(), 86400) }
             else { (Substring(text), 1) }
         guard let value = Double(number), value >= 0, value.isFinite else { return nil }
         duration = .milliseconds(Int64((value * scale * 1000).rounded()))
@@ -54,4 +56,26 @@ struct HostPort: ExpressibleByArgument, Sendable {
 
     /// As a user types it: `127.0.0.1:7070`, `[::1]:7070`.
     var defaultValueDescription: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// A size typed as `100MiB`, `10MB`, `512KiB`, `1GiB` or a bare number of bytes.
+struct ByteSize: ExpressibleByArgument, Sendable {
+    var bytes: Int64
+
+    init?(argument: String) {
+        let text = String(argument.lowercased().filter { $0 != " " })
+        let units: [(String, Int64)] = [("kib", 1 << 10), ("mib", 1 << 20), ("gib", 1 << 30), ("kb", 1000), ("mb", 1_000_000),
+                                         ("gb", 1_000_000_000), ("k", 1 << 10), ("m", 1 << 20), ("g", 1 << 30), ("b", 1)]
+        var scale: Int64 = 1
+        var number = Substring(text)
+        for (suffix, value) in units where text.hasSuffix(suffix) {
+            scale = value
+            number = text.dropLast(suffix.count)
+            break
+        }
+        guard let value = Double(number), value > 0, value.isFinite, value * Double(scale) < 9e18 else { return nil }
+        bytes = Int64(value * Double(scale))
+    }
+
+    var defaultValueDescription: String { "\(bytes)" }
 }

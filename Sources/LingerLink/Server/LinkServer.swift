@@ -90,6 +90,12 @@ public final class LinkServer: Service {
         }
     }
 
+    /// Reopens the sink's output (after logrotate renamed it; the CLI calls this on SIGHUP). Returns what
+    /// happened, in words for the log.
+    public func reopenSink() async throws -> String? {
+        try await committer.reopen(on: configuration.eventLoopGroup.any()).get()
+    }
+
     /// Open connections right now.
     public var connectionCount: Int { registry.connectionCount }
 

@@ -33,8 +33,9 @@ public final class FileSink: LinkSink {
     /// - Parameters:
     ///   - adoptExisting: keep a non-empty file that has no state log as if linger had written it.
     /// - Throws: ``LinkSinkError`` naming the file, what is wrong and what to do.
-    public init(path: String, policy: FsyncPolicy = .everyBatch, adoptExisting: Bool = false) throws {
-        let store = try FileSinkStore(path: path, policy: policy, adoptExisting: adoptExisting)
+    ///   - rotation: built-in rotation by size or age (off by default; logrotate with SIGHUP works too).
+    public init(path: String, policy: FsyncPolicy = .everyBatch, adoptExisting: Bool = false, rotation: OutputRotation = OutputRotation()) throws {
+        let store = try FileSinkStore(path: path, policy: policy, adoptExisting: adoptExisting, rotation: rotation)
         self.path = path
         self.openingNotes = store.openingNotes
         thread = SinkThread(store)
@@ -55,6 +56,11 @@ public final class FileSink: LinkSink {
     }
 
     public var acceptsNewlines: Bool { false }
+
+    /// Continues in a new file at the path after it was renamed (logrotate's `create` and SIGHUP).
+    public func reopen() async throws -> String? {
+        try await thread.run { try $0.reopen() }
+    }
 
     public func close() async throws {
         _ = try? await thread.run { $0.close() }

@@ -4,6 +4,7 @@
 import Darwin
 #endif
 import NIOCore
+import NIOPosix
 
 /// The blocking core of ``FileSink``: opens and verifies the data file against its state log, commits groups
 /// of batches, and puts both files back at the last commit after any failure. It runs on the sink's own
@@ -32,6 +33,11 @@ final class FileSinkStore {
     private var needsRepair = false
     /// What opening had to do (cut a torn tail, adopt content), for the server's log.
     private(set) var openingNotes: [String] = []
+    let rotation: OutputRotation
+    /// When the current data file was opened (for rotation by age).
+    private var openedAt: ContinuousClock.Instant = .now
+    /// Compression and pruning of rotated files, off the sink's thread (started on first rotation).
+    private var housekeeping: NIOThreadPool?
     /// Test hooks: fail the next data write after this many bytes, or the next fsync, with an errno.
     var injectWriteFailure: (afterBytes: Int, errno: Int32)?
     var injectFsyncFailure: Int32?
@@ -40,10 +46,11 @@ final class FileSinkStore {
     /// - Parameter adoptExisting: a non-empty data file without a state log is kept as if committed, and new
     ///   data is appended after it; without this flag such a file is refused, never truncated.
     /// - Throws: ``LinkSinkError`` (not retryable) naming the file, what is wrong and what to do.
-    init(path: String, policy: FsyncPolicy, adoptExisting: Bool = false) throws {
+    init(path: String, policy: FsyncPolicy, adoptExisting: Bool = false, rotation: OutputRotation = OutputRotation()) throws {
         self.path = path
         self.statePath = path + ".linger-state"
         self.policy = policy
+        self.rotation = rotation
         let existing = try Self.readStateLog(statePath)
         dataFD = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard dataFD >= 0 else { throw Self.failure("cannot open \(path)", errno, fatal: true) }
@@ -53,7 +60,9 @@ final class FileSinkStore {
         let size = Int64(info.st_size)
         var log: FileSinkStateLog
         do {
-            if let existing {
+            if let existing, let recorded = existing.identity, recorded != identity, size == 0 {
+                log = try continueAfterRotation(existing, recorded: recorded)
+            } else if let existing {
                 log = existing
                 try verify(log, size: size)
             } else if size > 0 {
@@ -111,9 +120,38 @@ final class FileSinkStore {
         if size < log.length {
             throw LinkSinkError(
                 "\(path) is shorter (\(size) bytes) than its state log records (\(log.length)): data linger "
-                    + "acknowledged is missing, so it was truncated or replaced outside linger; move both files aside "
-                    + "to start over", isRetryable: false)
+                    + "acknowledged is missing, so it was truncated outside linger (copytruncate cannot be exact: rotate "
+                    + "with logrotate's create mode and kill -HUP, or --rotate-size); move both files aside to start over",
+                isRetryable: false)
         }
+    }
+
+    /// The path names a new, empty file and the log describes another: the output was rotated (renamed) while
+    /// the server was down, or before it recorded the switch. The old file, found beside it by its identity,
+    /// keeps what was committed (a torn tail past the last record is cut there); new data starts here.
+    private func continueAfterRotation(_ log: FileSinkStateLog, recorded: FileSinkStateLog.Identity) throws -> FileSinkStateLog {
+        guard let rotated = RotatedOutput.find(recorded, besides: path) else {
+            throw LinkSinkError(
+                "\(path) is a new, empty file, and the file its state log describes (inode \(recorded.inode)) is no longer "
+                    + "beside it: if it was rotated and compressed or moved, move \(statePath) aside too to start over; "
+                    + "if it was deleted, the senders' marks in \(statePath) are all that is left of it", isRetryable: false)
+        }
+        var info = stat()
+        stat(rotated, &info)
+        if Int64(info.st_size) > log.length {
+            let fd = open(rotated, O_WRONLY | O_CLOEXEC)
+            if fd >= 0 {
+                if ftruncate(fd, off_t(log.length)) == 0 {
+                    openingNotes.append("cut \(Int64(info.st_size) - log.length) unacknowledged bytes from the end of \(rotated) (a commit torn by a crash)")
+                }
+                fsync(fd)
+                systemClose(fd)
+            }
+        }
+        openingNotes.append("\(path) was rotated to \(rotated) before this start; continuing in a new \(path)")
+        var next = FileSinkStateLog()
+        next.marks = log.marks
+        return next
     }
 
     /// Keeps what the file holds as committed; ends it with a newline so the next line does not fuse with it.
@@ -138,9 +176,11 @@ final class FileSinkStore {
     /// Stores every admitted batch with one data write, one state write and (per policy) one fsync of each.
     func commit(_ batches: [LinkSinkBatch]) throws -> [LinkCommitOutcome] {
         if needsRepair { try repair() }
+        try refuseTruncation()
         let outcomes = book.outcomes(for: batches)
         let stored = zip(batches, outcomes).filter { $0.1 == .stored && !$0.0.isEmpty }.map(\.0)
         guard !stored.isEmpty else { return outcomes }
+        if dueForRotation { try rotate() }
         var length = committed
         var records = ""
         for batch in stored {
@@ -188,7 +228,82 @@ final class FileSinkStore {
         return outcomes
     }
 
+    // MARK: - Rotation
+
+    /// After the path was renamed (logrotate's `create`, then SIGHUP): continue in a new file at the path.
+    /// What was committed stays in the renamed file. Returns what happened, for the log.
+    func reopen() throws -> String {
+        var info = stat()
+        let exists = stat(path, &info) == 0
+        if exists && UInt64(info.st_dev) == identity.device && UInt64(info.st_ino) == identity.inode {
+            return "\(path) was not rotated; still writing it"
+        }
+        if exists && info.st_size > 0 {
+            return "\(path) is a non-empty file linger did not write; still writing the file it was renamed from"
+        }
+        let held = committed
+        try switchToNewFile()
+        return "reopened \(path) after a rotation (the previous file holds \(held) bytes)"
+    }
+
+    private var dueForRotation: Bool {
+        guard rotation.isEnabled, committed > 0 else { return false }
+        if let maximum = rotation.maximumBytes, committed >= maximum { return true }
+        if let interval = rotation.interval, ContinuousClock.now - openedAt >= interval { return true }
+        return false
+    }
+
+    /// Built-in rotation, between two commits: rename the file, continue in a new one, record it. A crash
+    /// after the rename and before the record is recognised at the next start (``continueAfterRotation``).
+    private func rotate() throws {
+        if policy != .none { try sync(dataFD, what: path) }
+        let rotated = RotatedOutput.name(for: path)
+        guard rename(path, rotated) == 0 else { throw Self.failure("cannot rename \(path) to rotate it", errno) }
+        try switchToNewFile()
+        let rotation = self.rotation, path = self.path
+        if rotation.compress || rotation.keep != nil {
+            if housekeeping == nil {
+                housekeeping = NIOThreadPool(numberOfThreads: 1)
+                housekeeping?.start()
+            }
+            housekeeping?.submit { _ in
+                if rotation.compress { RotatedOutput.compress(rotated) }
+                if let keep = rotation.keep { RotatedOutput.prune(path, keep: keep) }
+            }
+        }
+    }
+
+    private func switchToNewFile() throws {
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw Self.failure("cannot open a new \(path)", errno) }
+        var info = stat()
+        fstat(fd, &info)
+        if policy != .none { fsync(dataFD) }
+        systemClose(dataFD)
+        dataFD = fd
+        identity = FileSinkStateLog.Identity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+        committed = 0
+        head = nil
+        openedAt = .now
+        try rewriteStateLog(with: currentLog)
+    }
+
+    /// A data file shorter than what was committed was cut outside linger (copytruncate): writing at the
+    /// committed offset would leave a hole of zeros, so the sink stops and says why.
+    private func refuseTruncation() throws {
+        var info = stat()
+        guard fstat(dataFD, &info) == 0, Int64(info.st_size) < committed else { return }
+        throw LinkSinkError(
+            "\(path) was truncated outside linger (\(info.st_size) bytes, \(committed) committed): copytruncate cannot be "
+                + "exact for the collector's output, because lines written between the copy and the cut are lost; rotate "
+                + "with logrotate's create mode and kill -HUP (deploy/logrotate/linger-serve), or --rotate-size", isRetryable: false)
+    }
+
     func close() {
+        if let housekeeping {
+            try? housekeeping.syncShutdownGracefully()
+            self.housekeeping = nil
+        }
         if dataFD >= 0 {
             fsync(dataFD)
             systemClose(dataFD)

@@ -40,6 +40,10 @@ public protocol LinkSink: AnyObject, Sendable {
     /// so a message with a newline would read back as two: they refuse it instead.
     var acceptsNewlines: Bool { get }
 
+    /// Reopens the output after an external rotation (SIGHUP), between two commits. Returns what happened,
+    /// for the log, or nil when the sink has nothing to reopen.
+    func reopen() async throws -> String?
+
     /// Flushes and closes; called once, after the last commit.
     func close() async throws
 }
@@ -47,6 +51,7 @@ public protocol LinkSink: AnyObject, Sendable {
 extension LinkSink {
     public var needsMessageBytes: Bool { true }
     public var acceptsNewlines: Bool { true }
+    public func reopen() async throws -> String? { nil }
 }
 
 /// One stream of one client: the key of a high-water mark.

@@ -16,6 +16,7 @@ final class SinkCommitter: Sendable {
     private enum Work {
         case claim(clientID: String, promise: EventLoopPromise<LinkSinkClaim>)
         case commit([LinkSinkBatch], promise: EventLoopPromise<[LinkCommitOutcome]>)
+        case reopen(promise: EventLoopPromise<String?>)
     }
 
     private struct State {
@@ -54,6 +55,13 @@ final class SinkCommitter: Sendable {
         return promise.futureResult
     }
 
+    /// Reopens the sink's output between two commits (after an external rotation).
+    func reopen(on eventLoop: any EventLoop) -> EventLoopFuture<String?> {
+        let promise = eventLoop.makePromise(of: String?.self)
+        submit(.reopen(promise: promise))
+        return promise.futureResult
+    }
+
     private func submit(_ work: Work) {
         let refusal: LinkSinkError? = state.withLockedValue { state in
             if let fatal = state.fatal { return fatal }
@@ -85,15 +93,15 @@ final class SinkCommitter: Sendable {
         }
     }
 
-    /// The next unit of work: one claim, or every commit queued before the next claim.
+    /// The next unit of work: one claim or reopen, or every commit queued before the next of those.
     private func takeGroup() -> [Work]? {
         state.withLockedValue { state in
             guard let first = state.queue.first else { return nil }
-            if case .claim = first {
+            if case .commit = first {} else {
                 state.queue.removeFirst()
                 return [first]
             }
-            let end = state.queue.firstIndex { if case .claim = $0 { true } else { false } } ?? state.queue.endIndex
+            let end = state.queue.firstIndex { if case .commit = $0 { false } else { true } } ?? state.queue.endIndex
             let group = Array(state.queue[..<end])
             state.queue.removeFirst(end)
             return group
@@ -153,6 +161,15 @@ final class SinkCommitter: Sendable {
             promise.succeed(try await sink.claim(clientID: clientID))
             return
         }
+        if case .reopen(let promise) = group.first {
+            do {
+                promise.succeed(try await sink.reopen())
+            } catch {
+                // A failed reopen leaves the sink writing where it was: not a reason to stop serving.
+                promise.fail(error)
+            }
+            return
+        }
         var batches: [LinkSinkBatch] = []
         var requests: [(promise: EventLoopPromise<[LinkCommitOutcome]>, count: Int)] = []
         for case .commit(let connectionBatches, let promise) in group {
@@ -172,6 +189,7 @@ final class SinkCommitter: Sendable {
         switch work {
         case .claim(_, let promise): promise.fail(error)
         case .commit(_, let promise): promise.fail(error)
+        case .reopen(let promise): promise.fail(error)
         }
     }
 }
