@@ -115,7 +115,8 @@ struct StandardInput: ShippedInput {
         let reader = DescriptorReader(fd: 0)
         let block = min(256 << 10, client.configuration.outboxMessages * 16 + 4096)
         while true {
-            let bytes = try await io.run { try reader.read(upTo: block) }
+            try Task.checkCancellation()
+            guard let bytes = try await io.run({ try reader.read(upTo: block) }) else { continue }
             var batch = LinkBatch(capacity: bytes.count + bytes.count / 4 + 64)
             if bytes.isEmpty {
                 framer.finish(into: &batch)
@@ -138,7 +139,13 @@ final class DescriptorReader: Sendable {
     let fd: Int32
     init(fd: Int32) { self.fd = fd }
 
-    func read(upTo count: Int) throws -> [UInt8] {
+    /// Up to `count` bytes (empty at the end of the input), or nil when nothing arrived within `wait`: a read
+    /// that blocks on a thread cannot be cancelled, so the caller waits in slices and checks for
+    /// cancellation (SIGINT, SIGTERM) between them.
+    func read(upTo count: Int, waitMilliseconds wait: Int32 = 200) throws -> [UInt8]? {
+        var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let polled = poll(&ready, 1, wait)
+        if polled == 0 || (polled < 0 && errno == EINTR) { return nil }
         var buffer = [UInt8](repeating: 0, count: count)
         var n: Int
         repeat { n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) } } while n < 0 && errno == EINTR

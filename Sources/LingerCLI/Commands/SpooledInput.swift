@@ -37,7 +37,8 @@ struct SpooledStandardInput: ShippedInput {
         var spooled: UInt64 = 0
         var warned = false
         while true {
-            let bytes = try await io.run { try reader.read(upTo: 256 << 10) }
+            try Task.checkCancellation()
+            guard let bytes = try await io.run({ try reader.read(upTo: 256 << 10) }) else { continue }
             var batch = LinkBatch()
             if bytes.isEmpty { framer.finish(into: &batch) } else { bytes.withUnsafeBytes { _ = framer.frame($0, into: &batch) } }
             for cut in framer.takeTruncated() { report(.lineCut(path: "stdin", line: cut.line, bytes: cut.bytes, limit: maximumLineBytes)) }
