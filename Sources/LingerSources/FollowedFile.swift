@@ -137,22 +137,25 @@ public final class FollowedFile: Sendable {
             try Task.checkCancellation()
             let block = options.blockSize
             let follow = options.follow && !file.isCompressed
-            let (bytes, replaced) = try await io.run { () throws -> ([UInt8], Bool) in
+            let skipBefore = framer.skip
+            // Read and frame on the sources' thread, into a reused buffer: the batch is what comes back.
+            let (read, framed, batched) = try await io.run { [framer] () throws -> (Int?, LineFramer, LinkBatch) in
                 // Checked before every read: content cut and refilled past where reading stopped must not be
                 // read from the middle.
-                if follow && !file.stillHoldsWhatWasRead() { return ([], true) }
-                return (try file.read(upTo: block), false)
+                var framer = framer
+                var batch = LinkBatch(capacity: block + block / 4 + 64)
+                if follow && !file.stillHoldsWhatWasRead() { return (nil, framer, batch) }
+                let n = try file.read(upTo: block) { bytes in _ = framer.frame(bytes, into: &batch) }
+                return (n, framer, batch)
             }
-            if replaced {
-                var batch = LinkBatch()
+            framer = framed
+            var batch = batched
+            guard let read else {
                 framer.finish(into: &batch)
                 try await send(&batch, on: stream, framer: &framer, totals: &totals)
                 return .truncated
             }
-            var batch = LinkBatch(capacity: bytes.count + bytes.count / 4 + 64)
-            if !bytes.isEmpty {
-                let skipBefore = framer.skip
-                bytes.withUnsafeBytes { _ = framer.frame($0, into: &batch) }
+            if read > 0 {
                 if framer.resumeMismatch { return rejectResume(stream, file: file) }
                 if skipBefore > 0 && framer.skip == 0 {
                     totals.skipped += resumingFrom
