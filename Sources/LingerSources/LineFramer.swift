@@ -99,7 +99,7 @@ public struct LineFramer: Sendable {
     /// One complete line (already cut to the limit when it was carried).
     private mutating func emit(_ line: UnsafeRawBufferPointer, fullLength: Int, into batch: inout LinkBatch) {
         lines += 1
-        let kept = UnsafeRawBufferPointer(rebasing: line.prefix(maximumLineBytes))
+        let kept = UnsafeRawBufferPointer(start: line.baseAddress, count: min(line.count, maximumLineBytes))
         if fullLength > maximumLineBytes { truncated.append((lines, fullLength)) }
         if skip > 0 {
             skip -= 1

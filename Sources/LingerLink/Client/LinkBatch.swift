@@ -21,6 +21,13 @@ public struct LinkBatch: Sendable {
         buffer.writeDataFrame(sequence: 0, payload: payload)
     }
 
+    /// Appends one message from raw bytes (the fast path).
+    @inlinable
+    public mutating func append(_ payload: UnsafeRawBufferPointer) {
+        offsets.append(Int32(buffer.readableBytes))
+        buffer.writeDataFrame(sequence: 0, payload: payload)
+    }
+
     /// Each message's bytes, copied out of the frames (for a spool that keeps them before sending).
     public var payloads: [[UInt8]] {
         offsets.map { offset in

@@ -39,12 +39,16 @@ struct Outbox {
     mutating func append(batch: LinkBatch) -> UInt64 {
         guard !batch.isEmpty else { return lastSequence }
         var buffer = batch.buffer
-        let base = buffer.readerIndex
         var sequence = nextSequence
-        for offset in batch.offsets {
-            buffer.setInteger(stream, at: base + Int(offset) + 5)  // after u32 length and u8 type
-            buffer.setInteger(sequence, at: base + Int(offset) + 9)
-            sequence += 1
+        let stream = self.stream
+        // One pass over the frames' bytes; frames were written with stream 0, so only a named stream is stamped.
+        buffer.withUnsafeMutableReadableBytes { bytes in
+            for offset in batch.offsets {
+                let at = Int(offset)
+                if stream != 0 { bytes.storeBytes(of: stream.bigEndian, toByteOffset: at + 5, as: UInt32.self) }
+                bytes.storeBytes(of: sequence.bigEndian, toByteOffset: at + 9, as: UInt64.self)
+                sequence += 1
+            }
         }
         chunks.append(Chunk(firstSequence: nextSequence, buffer: buffer, offsets: batch.offsets, createdAt: .now))
         bytes += buffer.readableBytes
