@@ -4,6 +4,7 @@
 import Darwin
 #endif
 import CLingerZlib
+public import LingerLink
 import Synchronization
 
 /// A crash-safe on-disk queue for lines that cannot be read again (stdin, a pipe): each line is in the spool
@@ -80,16 +81,25 @@ public final class Spool: @unchecked Sendable {
     /// - Throws: ``SourceError`` when the spool is full or the disk fails (nothing of this append was kept).
     @discardableResult
     public func append(_ lines: [[UInt8]]) throws -> UInt64 {
-        try lock.withLock { _ in try appendLocked(lines) }
+        var batch = LinkBatch()
+        for line in lines { batch.append(line) }
+        return try append(batch)
     }
 
-    private func appendLocked(_ lines: [[UInt8]]) throws -> UInt64 {
+    /// Appends a batch's messages as records (the fast path: no array per line).
+    @discardableResult
+    public func append(_ batch: LinkBatch) throws -> UInt64 {
+        try lock.withLock { _ in try appendLocked(batch) }
+    }
+
+    private func appendLocked(_ batch: LinkBatch) throws -> UInt64 {
         let first = nextSequence
-        guard !lines.isEmpty else { return first }
+        guard !batch.isEmpty else { return first }
+        let lineCount = batch.count
         var record: [UInt8] = []
-        record.reserveCapacity(lines.reduce(0) { $0 + $1.count + 8 })
-        for line in lines {
-            let crc = UInt32(line.withUnsafeBytes { crc32(0, $0.baseAddress?.assumingMemoryBound(to: Bytef.self), uInt($0.count)) })
+        record.reserveCapacity(batch.byteCount)
+        batch.forEachMessage { line in
+            let crc = UInt32(crc32(0, line.baseAddress?.assumingMemoryBound(to: Bytef.self), uInt(line.count)))
             withUnsafeBytes(of: UInt32(line.count).bigEndian) { record += $0 }
             withUnsafeBytes(of: crc.bigEndian) { record += $0 }
             record += line
@@ -124,20 +134,26 @@ public final class Spool: @unchecked Sendable {
             throw SourceError("cannot fsync the spool \(directory): \(message)")
         }
         segments[segments.count - 1].bytes += Int64(record.count)
-        nextSequence += UInt64(lines.count)
+        nextSequence += UInt64(lineCount)
         return first
     }
 
     /// Records with sequence above `after`, up to `limit` bytes of lines: what to send next.
     public func records(after: UInt64, limit: Int = 256 << 10) throws -> (first: UInt64, lines: [[UInt8]]) {
+        let (first, batch) = try batch(after: after, limit: limit)
+        return (first, batch.payloads)
+    }
+
+    /// Records with sequence above `after`, up to `limit` bytes of lines, as a batch ready to send.
+    public func batch(after: UInt64, limit: Int = 1 << 20) throws -> (first: UInt64, batch: LinkBatch) {
         try lock.withLock { _ in try recordsLocked(after: after, limit: limit) }
     }
 
     /// The sequence the next appended record gets.
     public var next: UInt64 { lock.withLock { _ in nextSequence } }
 
-    private func recordsLocked(after: UInt64, limit: Int) throws -> (first: UInt64, lines: [[UInt8]]) {
-        var lines: [[UInt8]] = []
+    private func recordsLocked(after: UInt64, limit: Int) throws -> (first: UInt64, batch: LinkBatch) {
+        var lines = LinkBatch(capacity: limit + limit / 4)
         var size = 0
         var wanted = after + 1
         for (index, segment) in segments.enumerated() {
@@ -172,14 +188,14 @@ public final class Spool: @unchecked Sendable {
                             // One record larger than the block: read it alone.
                             var line = [UInt8](repeating: 0, count: length)
                             guard length == 0 || pread(fd, &line, length, off_t(offset + 8)) == length else { break }
-                            lines.append(line)
+                            line.withUnsafeBytes { lines.append($0) }
                             size += length + 1
                             position = 8 + length
                             sequence += 1
                         }
                         break
                     }
-                    lines.append(Array(block[(position + 8)..<(position + 8 + length)]))
+                    block.withUnsafeBytes { lines.append(UnsafeRawBufferPointer(rebasing: $0[(position + 8)..<(position + 8 + length)])) }
                     size += length + 1
                     position += 8 + length
                     sequence += 1

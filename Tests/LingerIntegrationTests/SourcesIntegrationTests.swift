@@ -204,5 +204,73 @@ struct SourcesIntegrationTests {
         #expect(try String(contentsOfFile: out, encoding: .utf8) == input, "every line once, in order")
         #expect(spooled() == 0, "acknowledged lines leave the spool")
     }
+
+    @Test func aGlobShipsEveryMatchingFileAndFollowsAPathThatAppearsLaterAndIsRecreated() throws {
+        let ns = try TestNamespace()
+        defer { ns.tearDown() }
+        let server = try serve(ns)
+        let a = directory.appendingPathComponent("a.log").path, b = directory.appendingPathComponent("b.log").path
+        try append(1...1000, to: a)
+        try append(1001...2000, to: b)
+        let glob = try ns.linger(["send", "127.0.0.1:7600", "--file", directory.appendingPathComponent("*.log").path, "--client-id", "globbed"])
+        #expect(glob.waitForExit(timeout: 60) == 0, "\(glob.stderrText)")
+        let shipped = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(shipped.sorted() == (1...2000).map { "line \($0)" }.sorted(), "both files, each line once")
+        // A followed path that does not exist yet, then is deleted and created again.
+        let later = directory.appendingPathComponent("later.txt").path
+        let follower = try ns.linger(["send", "127.0.0.1:7600", "--file", later, "--follow", "--client-id", "later", "--rotate-wait", "300ms"])
+        usleep(500_000)
+        try append(3001...3500, to: later)
+        try waitForSink(2500, follower)
+        try FileManager.default.removeItem(atPath: later)
+        usleep(300_000)
+        try append(3501...4000, to: later)
+        try waitForSink(3000, follower)
+        usleep(300_000)
+        follower.signal(SIGTERM)
+        #expect(follower.waitForExit(timeout: 20) == 0, "\(follower.stderrText)")
+        server.signal(SIGTERM)
+        #expect(server.waitForExit(timeout: 30) == 0)
+        let all = try String(contentsOfFile: out, encoding: .utf8)
+        #expect(all.hasSuffix(lines(3001...4000)), "the recreated file's lines follow the deleted one's, once each")
+    }
+
+    @Test func aSpoolStaysExactWhenTheSenderIsKilledAtRandom() throws {
+        let ns = try TestNamespace()
+        defer { ns.tearDown() }
+        let server = try serve(ns)
+        let spool = directory.appendingPathComponent("spool").path
+        var expected = ""
+        for round in 0..<5 {
+            let chunk = lines((round * 20_000 + 1)...((round + 1) * 20_000))
+            expected += chunk
+            let sender = try ns.linger(["send", "127.0.0.1:7600", "--client-id", "killed", "--spool", spool])
+            try sender.write(chunk)
+            // Each chunk is fully in the spool before the kill (what a pipe handed over is the sender's to keep).
+            let deadline = Date().addingTimeInterval(30)
+            let target = expected.utf8.count - chunk.utf8.count
+            while Date() < deadline {
+                let names = (try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []
+                let spooled = names.filter { $0.hasSuffix(".seg") }.reduce(0) {
+                    $0 + ((try? FileManager.default.attributesOfItem(atPath: spool + "/" + $1)[.size] as? Int) ?? 0)
+                }
+                if spooled >= chunk.utf8.count + 8 * 20_000 || sinkLength() >= target + chunk.utf8.count { break }
+                usleep(5_000)
+            }
+            usleep(useconds_t.random(in: 0...200_000))
+            sender.signal(SIGKILL)
+            _ = sender.waitForExit(timeout: 10)
+        }
+        let drain = try ns.linger(["send", "127.0.0.1:7600", "--client-id", "killed", "--spool", spool])
+        drain.closeStdin()
+        #expect(drain.waitForExit(timeout: 60) == 0, "\(drain.stderrText)")
+        server.signal(SIGTERM)
+        #expect(server.waitForExit(timeout: 30) == 0)
+        #expect(try String(contentsOfFile: out, encoding: .utf8) == expected, "every line once, in order, through 5 kills")
+    }
+
+    private func sinkLength() -> Int {
+        ((try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0) ?? 0
+    }
 }
 }

@@ -229,6 +229,18 @@ struct FileSinkRotationTests {
         #expect(contents(directory + "/" + rotated[0]) == "aaaa\nbbbb\n", "rotation happens between commits")
     }
 
+    @Test func rotatedFilesAreCompressedAndPruned() throws {
+        for n in 1...4 {
+            try "rotated \(n)\n".write(toFile: data + "-2026010\(n)-000000", atomically: true, encoding: .utf8)
+        }
+        RotatedOutput.compress(data + "-20260104-000000")
+        #expect(FileManager.default.fileExists(atPath: data + "-20260104-000000.gz"))
+        #expect(!FileManager.default.fileExists(atPath: data + "-20260104-000000"), "the original goes once the copy is whole")
+        RotatedOutput.prune(data, keep: 2)
+        let left = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasPrefix("out.log-") }.sorted()
+        #expect(left == ["out.log-20260103-000000", "out.log-20260104-000000.gz"], "the two newest are kept")
+    }
+
     @Test func copytruncateIsRefusedNotCorrupted() throws {
         let store = try FileSinkStore(path: data, policy: .everyBatch)
         _ = store.claim(clientID: "c1")

@@ -66,3 +66,28 @@ struct RotatedFilesTests {
         #expect(siblings == ["app.log-20261128.gz", "app.log-20261129", "app.log.10", "app.log.2.gz", "app.log.1"])
     }
 }
+
+struct CompressedInputTests {
+    @Test func aGzippedRotatedFileReadsAndIsNamedLikeTheOriginal() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("linger-gz-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let text = (1...5000).map { "line \($0)" }.joined(separator: "\n") + "\n"
+        try text.write(toFile: directory + "/app.log.1", atomically: true, encoding: .utf8)
+        let gzip = Process()
+        gzip.executableURL = URL(fileURLWithPath: "/bin/gzip")
+        gzip.arguments = ["-k", directory + "/app.log.1"]
+        try gzip.run()
+        gzip.waitUntilExit()
+        let plain = try #require(try InputFile.open(directory + "/app.log.1"))
+        let compressed = try #require(try InputFile.open(directory + "/app.log.1.gz"))
+        #expect(compressed.isCompressed)
+        #expect(try compressed.head(StreamName.headLimit) == plain.head(StreamName.headLimit), "named by the same head")
+        var all: [UInt8] = []
+        while true {
+            let chunk = try compressed.read(upTo: 4096)
+            if chunk.isEmpty { break }
+            all += chunk
+        }
+        #expect(String(decoding: all, as: UTF8.self) == text)
+    }
+}

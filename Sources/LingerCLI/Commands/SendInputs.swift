@@ -146,6 +146,21 @@ final class DescriptorReader: Sendable {
         var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         let polled = poll(&ready, 1, wait)
         if polled == 0 || (polled < 0 && errno == EINTR) { return nil }
+        return try readNow(upTo: count)
+    }
+
+    /// As ``read(upTo:waitMilliseconds:)``, then more while more is ready at once, up to `gathering` bytes.
+    func read(upTo count: Int, gathering limit: Int) throws -> [UInt8]? {
+        guard var bytes = try read(upTo: count) else { return nil }
+        while !bytes.isEmpty && bytes.count + count <= limit {
+            var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&ready, 1, 0) > 0, let more = try readNow(upTo: count), !more.isEmpty else { break }
+            bytes += more
+        }
+        return bytes
+    }
+
+    private func readNow(upTo count: Int) throws -> [UInt8]? {
         var buffer = [UInt8](repeating: 0, count: count)
         var n: Int
         repeat { n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) } } while n < 0 && errno == EINTR

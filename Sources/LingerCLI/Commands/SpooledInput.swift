@@ -38,13 +38,13 @@ struct SpooledStandardInput: ShippedInput {
         var warned = false
         while true {
             try Task.checkCancellation()
-            guard let bytes = try await io.run({ try reader.read(upTo: 256 << 10) }) else { continue }
+            // Up to 4 MiB per append while input keeps coming: one fsync per append is the spool's cost.
+            guard let bytes = try await io.run({ try reader.read(upTo: 256 << 10, gathering: 4 << 20) }) else { continue }
             var batch = LinkBatch()
             if bytes.isEmpty { framer.finish(into: &batch) } else { bytes.withUnsafeBytes { _ = framer.frame($0, into: &batch) } }
             for cut in framer.takeTruncated() { report(.lineCut(path: "stdin", line: cut.line, bytes: cut.bytes, limit: maximumLineBytes)) }
-            let lines = batch.payloads
-            if !lines.isEmpty {
-                let size = Int64(lines.reduce(0) { $0 + $1.count + 8 })
+            if !batch.isEmpty {
+                let size = Int64(batch.byteCount)
                 while spool.bytes + size > spool.maximumBytes && spool.bytes > 0 {
                     if !warned {
                         StandardOutput.note("the spool \(spool.directory) is full (\(spool.bytes) of \(spool.maximumBytes) bytes); reading waits for the server to acknowledge")
@@ -52,8 +52,9 @@ struct SpooledStandardInput: ShippedInput {
                     }
                     try await Task.sleep(for: .milliseconds(100))
                 }
-                _ = try await io.run { try spool.append(lines) }
-                spooled += UInt64(lines.count)
+                let spooledBatch = batch
+                _ = try await io.run { try spool.append(spooledBatch) }
+                spooled += UInt64(batch.count)
             }
             if bytes.isEmpty { return spooled }
         }
@@ -68,8 +69,8 @@ struct SpooledStandardInput: ShippedInput {
         while true {
             let after = sentThrough
             let ended = inputEnded.isSet
-            let (first, lines) = try await io.run { try spool.records(after: after) }
-            if lines.isEmpty {
+            let (first, batch) = try await io.run { try spool.batch(after: after) }
+            if batch.isEmpty {
                 let acknowledged = client.acknowledgedSequence(on: stream)
                 _ = try? await io.run { spool.release(through: acknowledged) }
                 if ended && sentThrough + 1 >= spool.next {
@@ -83,10 +84,8 @@ struct SpooledStandardInput: ShippedInput {
                 continue
             }
             guard first == after + 1 else { throw SourceError("the spool \(spool.directory) skips from \(after) to \(first)") }
-            var batch = LinkBatch()
-            for line in lines { batch.append(line) }
             sentThrough = try await client.send(batch, on: stream)
-            sent += UInt64(lines.count)
+            sent += UInt64(batch.count)
             let acknowledged = client.acknowledgedSequence(on: stream)
             _ = try? await io.run { spool.release(through: acknowledged) }
         }

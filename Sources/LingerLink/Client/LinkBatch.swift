@@ -28,7 +28,18 @@ public struct LinkBatch: Sendable {
         buffer.writeDataFrame(sequence: 0, payload: payload)
     }
 
-    /// Each message's bytes, copied out of the frames (for a spool that keeps them before sending).
+    /// Calls `body` with each message's bytes, in place in the frames (no copy).
+    public func forEachMessage(_ body: (UnsafeRawBufferPointer) throws -> Void) rethrows {
+        try buffer.withUnsafeReadableBytes { bytes in
+            for offset in offsets {
+                let start = Int(offset)
+                let length = Int(UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: start, as: UInt32.self))) - 13
+                try body(UnsafeRawBufferPointer(rebasing: bytes[(start + LinkLimits.dataFrameOverhead)..<(start + LinkLimits.dataFrameOverhead + length)]))
+            }
+        }
+    }
+
+    /// Each message's bytes, copied out of the frames.
     public var payloads: [[UInt8]] {
         offsets.map { offset in
             let start = buffer.readerIndex + Int(offset)

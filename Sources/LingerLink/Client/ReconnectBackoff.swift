@@ -5,9 +5,10 @@ public struct ReconnectBackoff: Sendable {
     public var initial: Duration
     public var maximum: Duration
     private var previous: Duration
-    /// Set by ``reset()``: the first delay after a connection that worked is short (a server restart is the
-    /// common cause, and it is back within milliseconds), still jittered so a fleet does not return at once.
-    private var afterWorkingConnection = false
+    /// Set by ``reset()``: the first delays after a connection that worked are short (a server restart is the
+    /// common cause, and it is back within tens of milliseconds), still jittered so a fleet does not return
+    /// at once. Three quick tries, then the backoff grows as usual.
+    private var quickRetries = 0
 
     public init(initial: Duration = .milliseconds(100), maximum: Duration = .seconds(10)) {
         self.initial = initial
@@ -17,8 +18,8 @@ public struct ReconnectBackoff: Sendable {
 
     /// The next delay, in `initial ... maximum`.
     public mutating func next<G: RandomNumberGenerator>(using generator: inout G) -> Duration {
-        if afterWorkingConnection {
-            afterWorkingConnection = false
+        if quickRetries > 0 {
+            quickRetries -= 1
             return .milliseconds(Int64.random(in: 0...Self.milliseconds(initial) / 2, using: &generator))
         }
         let low = Self.milliseconds(initial)
@@ -33,10 +34,10 @@ public struct ReconnectBackoff: Sendable {
         return next(using: &generator)
     }
 
-    /// After a connection that worked: start small again, the first delay below `initial / 2`.
+    /// After a connection that worked: start small again, the first three delays below `initial / 2`.
     public mutating func reset() {
         previous = initial
-        afterWorkingConnection = true
+        quickRetries = 3
     }
 
     private static func milliseconds(_ d: Duration) -> Int64 {
