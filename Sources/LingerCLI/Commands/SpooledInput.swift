@@ -17,12 +17,13 @@ struct SpooledStandardInput: ShippedInput {
         let spool = try await io.run { try Spool(directory: directory, maximumBytes: maximumBytes) }
         defer { spool.close() }
         let inputEnded = CompletionFlag()
+        let fresh = FreshBatches()
         return try await withThrowingTaskGroup(of: UInt64.self) { group in
             group.addTask {
                 defer { inputEnded.set() }
-                return try await spoolStandardInput(into: spool, report: report)
+                return try await spoolStandardInput(into: spool, fresh: fresh, report: report)
             }
-            group.addTask { try await sendSpooled(spool, inputEnded: inputEnded) }
+            group.addTask { try await sendSpooled(spool, fresh: fresh, inputEnded: inputEnded) }
             var totals = SourceTotals()
             _ = try await group.next()
             totals.sent = try await group.next() ?? 0
@@ -31,7 +32,7 @@ struct SpooledStandardInput: ShippedInput {
     }
 
     /// Stdin → spool, chunk by chunk; waits (stops reading) while the spool is full.
-    private func spoolStandardInput(into spool: Spool, report: @escaping @Sendable (SourceEvent) -> Void) async throws -> UInt64 {
+    private func spoolStandardInput(into spool: Spool, fresh: FreshBatches, report: @escaping @Sendable (SourceEvent) -> Void) async throws -> UInt64 {
         var framer = LineFramer(maximumLineBytes: maximumLineBytes)
         let reader = DescriptorReader(fd: 0)
         var spooled: UInt64 = 0
@@ -53,7 +54,8 @@ struct SpooledStandardInput: ShippedInput {
                     try await Task.sleep(for: .milliseconds(100))
                 }
                 let spooledBatch = batch
-                _ = try await io.run { try spool.append(spooledBatch) }
+                let first = try await io.run { try spool.append(spooledBatch) }
+                fresh.put(first: first, batch)  // the sender takes it from memory; the spool is the durable copy
                 spooled += UInt64(batch.count)
             }
             if bytes.isEmpty { return spooled }
@@ -62,14 +64,16 @@ struct SpooledStandardInput: ShippedInput {
 
     /// Spool → link: everything after the server's mark, as it appears; done when stdin ended and all of it
     /// is sent. Acknowledged segments are deleted as it goes.
-    private func sendSpooled(_ spool: Spool, inputEnded: CompletionFlag) async throws -> UInt64 {
+    private func sendSpooled(_ spool: Spool, fresh: FreshBatches, inputEnded: CompletionFlag) async throws -> UInt64 {
         let (stream, mark) = try await client.openStream(spool.streamName)
         var sentThrough = mark.sequence
         var sent: UInt64 = 0
         while true {
             let after = sentThrough
             let ended = inputEnded.isSet
-            let (first, batch) = try await io.run { try spool.batch(after: after) }
+            // What was just spooled comes from memory; what an earlier run left, or a backlog, from disk.
+            let held = fresh.take(after: after)
+            let (first, batch) = if let held { held } else { try await io.run { try spool.batch(after: after) } }
             if batch.isEmpty {
                 let acknowledged = client.acknowledgedSequence(on: stream)
                 _ = try? await io.run { spool.release(through: acknowledged) }
@@ -99,4 +103,26 @@ final class CompletionFlag: Sendable {
     private let value = Mutex(false)
     func set() { value.withLock { $0 = true } }
     var isSet: Bool { value.withLock { $0 } }
+}
+
+/// Batches just appended to the spool, handed to the sending task in memory (bounded: past 64 batches the
+/// sender reads them back from the spool instead).
+final class FreshBatches: Sendable {
+    private let queue = Mutex<[(first: UInt64, batch: LinkBatch)]>([])
+
+    func put(first: UInt64, _ batch: LinkBatch) {
+        queue.withLock { queue in
+            if queue.count >= 64 { queue.removeFirst() }
+            queue.append((first, batch))
+        }
+    }
+
+    /// The batch that starts right after `after`, if it is still held; older ones are dropped.
+    func take(after: UInt64) -> (first: UInt64, batch: LinkBatch)? {
+        queue.withLock { queue in
+            queue.removeAll { $0.first + UInt64($0.batch.count) <= after + 1 && $0.first != after + 1 }
+            guard let index = queue.firstIndex(where: { $0.first == after + 1 }) else { return nil }
+            return queue.remove(at: index)
+        }
+    }
 }
