@@ -20,11 +20,7 @@ public struct LinkFrameDecoder: ByteToMessageDecoder, Sendable {
 
     public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
         while try decode(context: context, buffer: &buffer) == .continue {}
-        if buffer.readableBytes > 0 {
-            let leftover = buffer.readableBytes
-            buffer.moveReaderIndex(forwardBy: leftover)
-            throw LinkProtocolError(.leftoverBytes(leftover))
-        }
+        try LinkLimits.refuseLeftover(&buffer)
         return .needMoreData
     }
 }
@@ -34,6 +30,14 @@ public enum LinkLimits {
     /// 16 MiB + header: one message per frame, and a message larger than this is refused (a sender cuts a
     /// longer line to its `--max-line-bytes` before it gets here).
     public static let defaultMaximumFrameLength: UInt32 = 16 << 20 + 64
+    /// At EOF: bytes that do not make a whole frame are an error (the connection ended inside a frame).
+    static func refuseLeftover(_ buffer: inout ByteBuffer) throws(LinkProtocolError) {
+        guard buffer.readableBytes > 0 else { return }
+        let leftover = buffer.readableBytes
+        buffer.moveReaderIndex(forwardBy: leftover)
+        throw LinkProtocolError(.leftoverBytes(leftover))
+    }
+
     /// The bytes a DATA frame adds to its message: u32 length, u8 type, u32 stream, u64 sequence.
     public static let dataFrameOverhead = 17
 }

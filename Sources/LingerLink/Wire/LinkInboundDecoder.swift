@@ -35,11 +35,7 @@ struct LinkInboundDecoder: ByteToMessageDecoder {
 
     mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
         while try decode(context: context, buffer: &buffer) == .continue {}
-        if buffer.readableBytes > 0 {
-            let leftover = buffer.readableBytes
-            buffer.moveReaderIndex(forwardBy: leftover)
-            throw LinkProtocolError(.leftoverBytes(leftover))
-        }
+        try LinkLimits.refuseLeftover(&buffer)
         return .needMoreData
     }
 
