@@ -124,7 +124,6 @@ struct Send: AsyncParsableCommand {
             logger: logger)
         signal(SIGPIPE, SIG_IGN)
         let io = SourceIO(threads: 2)
-        defer { Task { await io.shutdown() } }
         let input: any ShippedInput
         if !files.isEmpty {
             input = FileInputs(
@@ -136,6 +135,7 @@ struct Send: AsyncParsableCommand {
             input = StandardInput(client: client, io: io, maximumLineBytes: maxLineBytes)
         }
         let outcome = await Shipment(client: client, input: input, progress: progress).run()
+        await io.shutdown()
         switch outcome {
         case .delivered(let count, let skipped):
             if progress || skipped > 0 {

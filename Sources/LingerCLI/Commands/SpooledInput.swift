@@ -120,7 +120,7 @@ final class FreshBatches: Sendable {
     /// The batch that starts right after `after`, if it is still held; older ones are dropped.
     func take(after: UInt64) -> (first: UInt64, batch: LinkBatch)? {
         queue.withLock { queue in
-            queue.removeAll { $0.first + UInt64($0.batch.count) <= after + 1 && $0.first != after + 1 }
+            queue.removeAll { $0.first + UInt64($0.batch.count) <= after + 1 }  // already sent
             guard let index = queue.firstIndex(where: { $0.first == after + 1 }) else { return nil }
             return queue.remove(at: index)
         }

@@ -1,5 +1,6 @@
 import CoreMetrics
 import NIOCore
+import NIOPosix
 
 /// The client end of one connection: a thin shell over ``ClientSession``. It sends HELLO, hands WELCOME and
 /// ACKs to the ``LinkClient``, streams the outbox, and performs the session's closes.
@@ -159,11 +160,15 @@ struct OpenStreams {
     var streams: [(UInt32, String)]
 }
 
-/// A connection error in words: errno text, not a Swift type dump.
+/// A connection error in words (errno text, "name does not resolve"), not a Swift type dump: what a user
+/// reads in `send --verbose` and `--progress`.
 func describe(_ error: any Error) -> String {
     if let error = error as? IOError { return describeErrno(error.errnoCode) }
-    if let error = error as? ChannelError, error == .connectTimeout(.zero) || "\(error)".hasPrefix("connectTimeout") {
-        return "timed out"
+    if let error = error as? NIOConnectionError {
+        if let first = error.connectionErrors.first { return describe(first.error) }
+        if error.dnsAError != nil || error.dnsAAAAError != nil { return "the name \(error.host) does not resolve" }
+        return "no address to connect to for \(error.host)"
     }
+    if let error = error as? ChannelError, case .connectTimeout = error { return "timed out" }
     return "\(error)"
 }

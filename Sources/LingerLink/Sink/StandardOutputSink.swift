@@ -49,7 +49,13 @@ public final class StandardOutputSink: LinkSink {
         while offset < bytes.count {
             let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
             if n < 0 {
-                if errno == EINTR || errno == EAGAIN { continue }
+                if errno == EINTR { continue }
+                if errno == EAGAIN {
+                    // A non-blocking stdout (set so by whoever started us): wait until it drains, not spin.
+                    var ready = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                    _ = poll(&ready, 1, -1)
+                    continue
+                }
                 let code = errno
                 let what = code == EPIPE ? "standard output was closed by its reader" : "cannot write standard output"
                 // A torn line may have reached the pipe; nothing after the last whole batch is acknowledged.
