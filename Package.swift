@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "LingerLink", targets: ["LingerLink"]),
         .library(name: "LingerLab", targets: ["LingerLab"]),
         .library(name: "LingerSources", targets: ["LingerSources"]),
+        .library(name: "LingerPostgres", targets: ["LingerPostgres"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -24,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         .target(name: "LingerCore"),
@@ -53,6 +56,19 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // A sink in PostgreSQL, shared by many collectors: epochs and marks live in the database. It sits
+        // beside the file sink, above LingerLink's sink API, and is the only target that speaks SQL.
+        .target(
+            name: "LingerPostgres",
+            dependencies: [
+                "LingerLink",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The lab reproduces pathologies with real peers and observes them through the probe: it sits above
         // LingerProbe (see docs/ARCHITECTURE.md), beside LingerLink.
         .target(name: "LingerLab", dependencies: ["LingerCore", "LingerProbe", "CLingerLinux"]),
@@ -73,7 +89,7 @@ let package = Package(
         .executableTarget(
             name: "LingerCLI",
             dependencies: [
-                "LingerCore", "LingerProbe", "LingerLink", "LingerSources", "LingerLab", "LingerExporter",
+                "LingerCore", "LingerProbe", "LingerLink", "LingerSources", "LingerLab", "LingerExporter", "LingerPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -103,6 +119,13 @@ let package = Package(
             ]
         ),
         .testTarget(name: "LingerSourcesTests", dependencies: ["LingerSources", "LingerLink"]),
+        .testTarget(
+            name: "LingerPostgresTests",
+            dependencies: [
+                "LingerPostgres", "LingerLink",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "LingerIntegrationTests",
             // Runs the built binaries: it depends on the executables so that they are built, and imports neither.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import LingerLink
+import LingerPostgres
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -11,13 +12,21 @@ import UnixSignals
 /// `linger serve`: the receiving end of the link.
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Receive lines from `linger send` clients, exactly once, into stdout, a file, or nowhere.",
+        abstract: "Receive lines from `linger send` clients, exactly once, into stdout, a file, PostgreSQL, or nowhere.",
         discussion: """
             Listens on 127.0.0.1:7070 by default. Every accepted message is written followed by a newline, in \
             acceptance order, and acknowledged only once the sink holds it. With --sink file:PATH the clients' \
             high-water marks are kept in PATH.linger-state, so a restarted server resumes exactly: nothing \
             acknowledged is lost and nothing is written twice. Keep PATH.linger-state with PATH (back them up \
             together): without it the server refuses a non-empty PATH rather than guess what is in it.
+
+            With --sink postgres://USER:PASSWORD@HOST:PORT/DB[?table=NAME] each line is a row of linger_lines \
+            (client_id, stream, seq, body, received_at), and each stream's mark is in linger_lines_marks, moved in \
+            the same transaction; the tables are created when missing. Any number of collectors may share one \
+            database behind a load balancer: the resume point comes from the database, and a client id connected \
+            to two collectors at once is fenced there (the older connection is told to stop). Parts left out of \
+            the URL come from PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE and PGSSLMODE. While the database is \
+            down or restarting the server keeps its clients, acknowledges nothing, and reconnects with backoff.
 
             A slow or failing sink (a full disk) never drops clients: the server stops reading from them, keeps \
             them alive with PINGs, retries the sink with backoff, and resumes exactly when it recovers. Only \
@@ -30,6 +39,7 @@ struct Serve: AsyncParsableCommand {
               linger serve --sink file:/var/log/shipped.log --token-file /etc/linger/tokens
               linger serve --sink file:/var/log/app.log --adopt-existing
               linger serve --listen 0.0.0.0:7070 --sink discard
+              linger serve --listen 0.0.0.0:7070 --sink 'postgres://linger:secret@db:5432/logs?table=app_lines'
               linger serve --sink file:/var/log/linger/shipped.log --rotate-size 100MiB --keep 10 --compress
               linger serve --sink file:/var/log/linger/shipped.log --pid-file /run/linger-serve.pid   (logrotate: deploy/logrotate)
 
@@ -43,7 +53,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Address to listen on, HOST:PORT.", valueName: "host:port"))
     var listen: HostPort = HostPort(host: "127.0.0.1", port: 7070)
 
-    @Option(help: ArgumentHelp("Where accepted messages go: stdout, file:PATH, or discard.", valueName: "sink"))
+    @Option(help: ArgumentHelp("Where accepted messages go: stdout, file:PATH, postgres://USER:PASSWORD@HOST:PORT/DB[?table=NAME], or discard.", valueName: "sink"))
     var sink: String = "stdout"
 
     @Option(help: ArgumentHelp("With a file sink, when to fsync: batch (before every ack), interval:DURATION, or none.", valueName: "policy"))
@@ -91,8 +101,15 @@ struct Serve: AsyncParsableCommand {
     var verbose = false
 
     func validate() throws {
-        guard sink == "stdout" || sink == "discard" || (sink.hasPrefix("file:") && sink.count > 5) else {
-            throw ValidationError("--sink must be stdout, discard or file:PATH, got '\(sink)'")
+        guard sink == "stdout" || sink == "discard" || (sink.hasPrefix("file:") && sink.count > 5) || isPostgres else {
+            throw ValidationError("--sink must be stdout, discard, file:PATH or postgres://USER:PASSWORD@HOST:PORT/DB, got '\(sink)'")
+        }
+        if isPostgres {
+            do {
+                _ = try PostgresSinkAddress(parsing: sink, environment: ProcessInfoEnvironment.current)
+            } catch {
+                throw ValidationError("--sink: \(error)")
+            }
         }
         _ = try fsyncPolicy()
         guard maxConnections > 0 else { throw ValidationError("--max-connections must be at least 1") }
@@ -105,6 +122,8 @@ struct Serve: AsyncParsableCommand {
         if let keep, keep < 1 { throw ValidationError("--keep must be at least 1, got \(keep)") }
         if let rotateEvery, rotateEvery.milliseconds < 1000 { throw ValidationError("--rotate-every must be at least 1s") }
     }
+
+    private var isPostgres: Bool { sink.hasPrefix("postgres://") || sink.hasPrefix("postgresql://") }
 
     func fsyncPolicy() throws -> FsyncPolicy {
         if fsync == "batch" { return .everyBatch }
@@ -122,6 +141,11 @@ struct Serve: AsyncParsableCommand {
             switch sink {
             case "stdout": theSink = StandardOutputSink()
             case "discard": theSink = DiscardSink()
+            case _ where isPostgres:
+                let address = try PostgresSinkAddress(parsing: sink, environment: ProcessInfoEnvironment.current)
+                let postgres = try await PostgresSink.open(address, logger: logger)
+                for note in postgres.openingNotes { StandardOutput.note(note) }
+                theSink = postgres
             default:
                 let rotation = OutputRotation(
                     maximumBytes: rotateSize?.bytes, interval: rotateEvery?.duration, keep: keep, compress: compress)
@@ -131,6 +155,9 @@ struct Serve: AsyncParsableCommand {
                 theSink = fileSink
             }
         } catch let error as LinkSinkError {
+            StandardOutput.note(error.message)
+            throw ExitCode.failure
+        } catch let error as PostgresSinkError {
             StandardOutput.note(error.message)
             throw ExitCode.failure
         }
@@ -181,12 +208,13 @@ struct Serve: AsyncParsableCommand {
             }
         }
         defer { reopening.cancel() }
+        let shownSink = isPostgres ? ((try? PostgresSinkAddress(parsing: sink, environment: ProcessInfoEnvironment.current))?.description ?? "postgres") : sink
         let group = ServiceGroup(
             configuration: .init(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         async let announce: Void = {
             if let address = try? await server.listeningAddress() {
                 let host = address.ipAddress.map { address.protocol == .inet6 ? "[\($0)]" : $0 } ?? "?"
-                StandardOutput.note("listening on \(host):\(address.port ?? 0) (sink \(sink))")
+                StandardOutput.note("listening on \(host):\(address.port ?? 0) (sink \(shownSink))")
             }
         }()
         do {

@@ -1,0 +1,19 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// The process's environment variables, read from `environ` (the CLI does without Foundation).
+enum ProcessInfoEnvironment {
+    static var current: [String: String] {
+        var result: [String: String] = [:]
+        var entry = environ
+        while let pointer = entry.pointee {
+            let text = String(cString: pointer)
+            if let equals = text.firstIndex(of: "=") {
+                result[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            }
+            entry += 1
+        }
+        return result
+    }
+}
