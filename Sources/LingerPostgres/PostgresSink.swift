@@ -1,5 +1,6 @@
 public import LingerLink
 public import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSL
 import PostgresNIO
@@ -93,7 +94,7 @@ public final class PostgresSink: LinkSink {
     // MARK: LinkSink
 
     public func claim(clientID: String) async throws -> LinkSinkClaim {
-        try await withConnection { connection in
+        try await withConnection { [self] connection in
             _ = try await connection.query("BEGIN", logger: logger)
             var epoch: Int64 = 0
             let bumped = try await connection.query(
@@ -119,7 +120,7 @@ public final class PostgresSink: LinkSink {
 
     public func commit(_ batches: [LinkSinkBatch]) async throws -> [LinkCommitOutcome] {
         guard batches.contains(where: { !$0.isEmpty }) else { return batches.map { _ in .stored } }
-        return try await withConnection { connection in
+        return try await withConnection { [self] connection in
             _ = try await connection.query("BEGIN", logger: logger)
             let clients = Array(Set(batches.map(\.key.clientID))).sorted()
             var epochs: [String: UInt64] = [:]
@@ -197,7 +198,7 @@ public final class PostgresSink: LinkSink {
 
     /// Runs `body` on the sink's connection, connecting first when there is none; on any error the connection
     /// is closed (a transaction may be half done) and the error comes back as a ``LinkSinkError``.
-    private func withConnection<Result: Sendable>(_ body: (PostgresConnection) async throws -> Result) async throws -> Result {
+    private func withConnection<Result: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> Result) async throws -> Result {
         let connection: PostgresConnection
         if let existing = self.connection.withLock({ $0 }), !existing.isClosed {
             connection = existing
@@ -212,11 +213,35 @@ public final class PostgresSink: LinkSink {
             logger.info("connected to \(address)")
         }
         do {
-            return try await body(connection)
+            return try await Self.untilClosed(connection) { try await body(connection) }
         } catch {
             self.connection.withLock { $0 = nil }
             try? await connection.close()
             throw PostgresSinkError.from(error, address: address).sinkError
+        }
+    }
+
+    /// Runs `body`, but returns with an error as soon as the connection closes. postgres-nio 1.33 can leave a
+    /// query waiting forever when the server goes away while a large bind message is being written (seen with
+    /// `pg_ctl -m immediate` during a 20,000-row INSERT); without this the collector would wait with it, holding
+    /// every client's acknowledgements. The abandoned query's task is cancelled and ends when postgres-nio lets go.
+    private static func untilClosed<Result: Sendable>(
+        _ connection: PostgresConnection, _ body: @escaping @Sendable () async throws -> Result
+    ) async throws -> Result {
+        let outcome = NIOLockedValueBox<CheckedContinuation<Result, any Error>?>(nil)
+        return try await withCheckedThrowingContinuation { continuation in
+            outcome.withLockedValue { $0 = continuation }
+            let work = Task {
+                let result: Swift.Result<Result, any Error>
+                do { result = .success(try await body()) } catch { result = .failure(error) }
+                outcome.withLockedValue { $0.take() }?.resume(with: result)
+            }
+            connection.closeFuture.whenComplete { _ in
+                let waiting = outcome.withLockedValue { $0.take() }
+                guard let waiting else { return }
+                work.cancel()
+                waiting.resume(throwing: PostgresSinkError(.unreachable, "lost the connection to PostgreSQL"))
+            }
         }
     }
 }

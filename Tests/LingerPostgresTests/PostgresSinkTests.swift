@@ -82,6 +82,16 @@ struct PostgresSinkTests {
         try await collectorB.close()
     }
 
+    @Test func aGroupLargerThanOneInsertIsStoredWhole() async throws {
+        let sink = try await open()
+        let epoch = try await sink.claim(clientID: "big").epoch
+        let rowsInGroup = 45_000  // three INSERTs of at most 20,000 rows
+        #expect(try await sink.commit([batch("big", epoch: epoch, from: 1, count: 30_000), batch("big", stream: "s", epoch: epoch, from: 1, count: rowsInGroup - 30_000)]) == [.stored, .stored])
+        #expect(try TestDatabase.psql("SELECT count(*) || ' ' || max(seq) FROM \(table) WHERE stream = ''") == "30000 30000")
+        #expect(try await sink.claim(clientID: "big").sequence(of: "s") == UInt64(rowsInGroup - 30_000))
+        try await sink.close()
+    }
+
     @Test func aGroupCommittedTwiceIsStoredOnce() async throws {
         let sink = try await open()
         let epoch = try await sink.claim(clientID: "c").epoch
