@@ -43,35 +43,40 @@ final class PostgresCluster {
         return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    /// Runs the script with posix_spawn and waitpid, not Foundation's Process: `pg_ctl start` leaves the
-    /// server behind as a daemon, and Process then misses the script's own exit.
     private static func runScript(_ arguments: [String], namespace: String) throws -> CommandResult {
-        let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("linger-pg-\(UUID().uuidString).out").path
-        let errorPath = outputPath + ".err"
-        defer {
-            unlink(outputPath)
-            unlink(errorPath)
-        }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_addopen(&actions, 2, errorPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        let argv = (["/bin/bash", script] + arguments).map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        var variables: [String] = ProcessInfo.processInfo.environment.filter { $0.key != "NETNS" }.map { "\($0.key)=\($0.value)" }
-        variables.append("NETNS=\(namespace)")
-        let environment: [UnsafeMutablePointer<CChar>?] = variables.map { strdup($0) } + [nil]
-        defer { for pointer in environment { free(pointer) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, "/bin/bash", &actions, nil, argv, environment)
-        guard spawned == 0 else { throw HarnessError("cannot run \(script): \(String(cString: strerror(spawned)))") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        return CommandResult(
-            status: (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f),
-            stdout: (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "",
-            stderr: (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? "")
+        try runDaemonizing("/bin/bash", [script] + arguments, environment: ["NETNS": namespace])
     }
+}
+
+/// Runs a program that leaves a daemon behind (`pg_ctl start`, `haproxy -D`) to completion, with posix_spawn
+/// and waitpid. Foundation's Process misses such a program's exit (it stays a zombie and `isRunning` stays
+/// true), so ``run(_:_:timeout:)`` would wait for its deadline.
+func runDaemonizing(_ executable: String, _ arguments: [String], environment extra: [String: String] = [:]) throws -> CommandResult {
+    let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("linger-daemon-\(UUID().uuidString).out").path
+    let errorPath = outputPath + ".err"
+    defer {
+        unlink(outputPath)
+        unlink(errorPath)
+    }
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    posix_spawn_file_actions_addopen(&actions, 2, errorPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
+    defer { for pointer in argv { free(pointer) } }
+    var variables = ProcessInfo.processInfo.environment
+    for (key, value) in extra { variables[key] = value }
+    let environment: [UnsafeMutablePointer<CChar>?] = variables.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer { for pointer in environment { free(pointer) } }
+    var pid: pid_t = 0
+    let spawned = posix_spawn(&pid, executable, &actions, nil, argv, environment)
+    guard spawned == 0 else { throw HarnessError("cannot run \(executable): \(String(cString: strerror(spawned)))") }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    return CommandResult(
+        status: (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f),
+        stdout: (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "",
+        stderr: (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? "")
 }
