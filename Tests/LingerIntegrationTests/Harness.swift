@@ -341,3 +341,15 @@ extension TestNamespace {
     /// All sockets in `state` in the namespace.
     func count(_ state: String) throws -> Int { try ssCounts()[state, default: 0] }
 }
+
+/// A directory under /tmp for one test, removed when the test lets go of it (pass or fail).
+final class ScratchDirectory {
+    let url: URL
+
+    init(prefix: String) throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(at: url) }
+}

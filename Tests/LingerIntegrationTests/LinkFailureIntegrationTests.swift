@@ -6,11 +6,12 @@ import Testing
 extension Integration {
 @Suite(.enabled(if: canUseNamespaces, "needs root: namespaces and mounts"))
 struct LinkFailureIntegrationTests {
-    let directory: URL
+    /// Removed with the suite instance, pass or fail.
+    let scratch: ScratchDirectory
+    var directory: URL { scratch.url }
 
     init() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("linger-fail-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        scratch = try ScratchDirectory(prefix: "linger-fail")
     }
 
     private func serve(_ ns: TestNamespace, sink: String, extra: [String] = [], stdoutPipe: Bool = false) throws -> LingerProcess {

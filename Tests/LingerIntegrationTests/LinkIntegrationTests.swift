@@ -6,11 +6,12 @@ import Testing
 extension Integration {
 @Suite(.enabled(if: canUseNamespaces, "needs root: namespaces and ss -K"))
 struct LinkIntegrationTests {
-    let directory: URL
+    /// Removed with the suite instance, pass or fail.
+    let scratch: ScratchDirectory
+    var directory: URL { scratch.url }
 
     init() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("linger-link-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        scratch = try ScratchDirectory(prefix: "linger-link")
     }
 
     private func serve(_ ns: TestNamespace, port: Int = 7400, sink: String, extra: [String] = []) throws -> LingerProcess {

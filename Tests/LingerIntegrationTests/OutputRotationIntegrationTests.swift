@@ -6,11 +6,12 @@ import Testing
 extension Integration {
 @Suite(.enabled(if: canUseNamespaces, "needs root: namespaces"))
 struct OutputRotationIntegrationTests {
-    let directory: URL
+    /// Removed with the suite instance, pass or fail.
+    let scratch: ScratchDirectory
+    var directory: URL { scratch.url }
 
     init() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("linger-out-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        scratch = try ScratchDirectory(prefix: "linger-out")
     }
 
     private var out: String { directory.appendingPathComponent("shipped.log").path }
