@@ -29,6 +29,15 @@ struct PostgresSinkTests {
         return LinkSinkBatch(key: LinkStreamKey(clientID: client, stream: stream), epoch: epoch, firstSequence: first, lines: lines, lengths: lengths)
     }
 
+    /// Polls (every 50 ms, at most 20 s) until `sql` counts at least one row.
+    private func waitUntil(_ sql: String) async throws {
+        for _ in 0..<400 {
+            if let count = Int(try TestDatabase.psql(sql)), count > 0 { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw TestDatabaseError(text: "never true: \(sql)")
+    }
+
     private func rows(_ client: String, stream: String = "") throws -> [String] {
         try TestDatabase.psql(
             "SELECT seq || ':' || encode(body, 'hex') FROM \(table) WHERE client_id = '\(client)' AND stream = '\(stream)' ORDER BY seq"
@@ -110,20 +119,22 @@ struct PostgresSinkTests {
         // Another session holds the lines table, so the sink's next commit waits inside its transaction...
         let url = try TestDatabase.url(table: table).components(separatedBy: "?")[0]
         let holder = Task.detached {
-            TestDatabase.shell(["/usr/bin/psql", url, "-c", "BEGIN; LOCK TABLE \(table) IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT"])
+            TestDatabase.shell(["/usr/bin/psql", url, "-c", "BEGIN; LOCK TABLE \(table) IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60); COMMIT"])
         }
-        try await Task.sleep(for: .milliseconds(500))
+        defer { _ = try? TestDatabase.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()") }
+        try await waitUntil("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = '\(table)' AND l.mode = 'AccessExclusiveLock' AND l.granted")
         let commit = Task { try await sink.commit([batch("c", epoch: epoch, from: 2, count: 1)]) }
-        try await Task.sleep(for: .milliseconds(500))
+        try await waitUntil("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'linger serve' AND wait_event_type = 'Lock'")
         // ...where its backend is killed, as a database crash would.
         let terminated = try TestDatabase.psql(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'linger serve' AND state = 'active'")
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'linger serve' AND wait_event_type = 'Lock'")
         var failure: LinkSinkError?
         do {
             _ = try await commit.value
         } catch let error as LinkSinkError {
             failure = error
         }
+        _ = try? TestDatabase.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()")
         _ = await holder.value
         #expect(terminated == "1")
         #expect(failure?.isRetryable == true, "a commit cut off mid-transaction must fail retryably: \(failure?.message ?? "it succeeded")")
