@@ -194,6 +194,14 @@ public final class PostgresSink: LinkSink {
         if let connection = connection.withLock({ $0.take() }) { try? await connection.close() }
     }
 
+    /// A sink dropped without ``close()`` (a server that failed to start, a test that threw) must not leak its
+    /// socket. The close is asynchronous, so the connection is kept alive until its channel has closed.
+    deinit {
+        if let connection = connection.withLock({ $0.take() }) {
+            connection.close().whenComplete { _ in withExtendedLifetime(connection) {} }
+        }
+    }
+
     // MARK: The connection
 
     /// Runs `body` on the sink's connection, connecting first when there is none; on any error the connection

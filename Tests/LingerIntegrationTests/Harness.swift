@@ -5,7 +5,6 @@ import Testing
 let canUseNamespaces: Bool = {
     #if os(Linux)
     return getuid() == 0
-        && (FileManager.default.isExecutableFile(atPath: "/usr/bin/ip") || FileManager.default.isExecutableFile(atPath: "/sbin/ip"))
     #else
     return false
     #endif
@@ -88,6 +87,9 @@ final class TestNamespace {
 
     init() throws {
         name = "linger-test-\(getpid())-\(TestNamespace.counter.next())"
+        guard FileManager.default.isExecutableFile(atPath: ipPath) else {
+            throw HarnessError("ip is missing: install Debian's iproute2 (scripts/test does)")
+        }
         try ip(["netns", "add", name])
         try ip(["-n", name, "link", "set", "lo", "up"])
         // On loopback a late duplicate ACK can reach a server socket that already finished and draw an RST,

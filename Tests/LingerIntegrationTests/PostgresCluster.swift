@@ -5,7 +5,6 @@ import Foundation
 final class PostgresCluster {
     static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("scripts/throwaway-postgres").path
-    static var isInstalled: Bool { FileManager.default.fileExists(atPath: "/usr/lib/postgresql") }
 
     let namespace: TestNamespace
     let directory: String

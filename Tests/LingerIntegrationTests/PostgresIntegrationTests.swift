@@ -4,7 +4,7 @@ import Testing
 /// Collectors in front of a real PostgreSQL, all inside a private namespace: failover under kills, the
 /// database crashing, one client id on two collectors, HAProxy in front, and the errors of a bad --sink.
 extension Integration {
-@Suite(.enabled(if: canUseNamespaces && PostgresCluster.isInstalled, "needs root and PostgreSQL (scripts/test installs it)"))
+@Suite(.enabled(if: canUseNamespaces, "needs root: namespaces"))
 struct PostgresIntegrationTests {
     /// Removed with the suite instance, pass or fail.
     let scratch: ScratchDirectory

@@ -137,12 +137,15 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let logger = makeLogger(label: "linger.serve", verbose: verbose)
         let theSink: any LinkSink
+        // What the server prints as its sink: the URL without its password.
+        var shownSink = sink
         do {
             switch sink {
             case "stdout": theSink = StandardOutputSink()
             case "discard": theSink = DiscardSink()
             case _ where isPostgres:
                 let address = try PostgresSinkAddress(parsing: sink, environment: ProcessInfoEnvironment.current)
+                shownSink = address.description
                 let postgres = try await PostgresSink.open(address, logger: logger)
                 for note in postgres.openingNotes { StandardOutput.note(note) }
                 theSink = postgres
@@ -208,7 +211,6 @@ struct Serve: AsyncParsableCommand {
             }
         }
         defer { reopening.cancel() }
-        let shownSink = isPostgres ? ((try? PostgresSinkAddress(parsing: sink, environment: ProcessInfoEnvironment.current))?.description ?? "postgres") : sink
         let group = ServiceGroup(
             configuration: .init(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         async let announce: Void = {
