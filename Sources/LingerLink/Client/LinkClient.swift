@@ -333,8 +333,11 @@ public final class LinkClient: Service, Sendable {
                 }
             }
             for (number, mark) in serverMarks {
-                let resent = state.outboxes[number]?.resume(serverHighest: mark) ?? 0
+                guard case let (acknowledged, resent)? = state.outboxes[number]?.resume(serverHighest: mark) else { continue }
                 if resent > 0 { metrics.resends.increment(by: Int64(resent)) }
+                // Messages the server stored but whose ACK died with the last connection.
+                state.acknowledgedCount += UInt64(acknowledged)
+                metrics.messagesAcknowledged.increment(by: Int64(acknowledged))
             }
             if !state.established {
                 state.established = true

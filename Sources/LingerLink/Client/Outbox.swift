@@ -79,20 +79,21 @@ struct Outbox {
     /// (re)sent from the start of the next ``takeUnsent()``. A server ahead of us (a restarted client with
     /// the same id, on its first session) moves numbering past its mark; the client checks beforehand that
     /// a server ahead of what it sent is not another sender's doing.
-    /// Returns how many messages will go out again.
-    mutating func resume(serverHighest highest: UInt64) -> Int {
+    /// Returns how many messages the server's mark newly acknowledged (their ACK was lost with the old
+    /// connection: they count as acknowledged like any other) and how many will go out again.
+    mutating func resume(serverHighest highest: UInt64) -> (acknowledged: Int, resent: Int) {
         if highest >= nextSequence {
             nextSequence = highest + 1
             chunks.removeAll()
             bytes = 0
             acknowledged = highest
             sentThrough = highest
-            return 0
+            return (0, 0)
         }
-        acknowledge(through: highest)
+        let newly = acknowledge(through: highest)
         let resent = sentThrough > acknowledged ? Int(sentThrough - acknowledged) : 0
         sentThrough = acknowledged
-        return max(0, resent)
+        return (newly, resent)
     }
 
     /// The frames not yet handed to the current connection, as slices of the chunks (no copy).
