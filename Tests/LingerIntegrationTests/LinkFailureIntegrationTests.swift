@@ -160,6 +160,46 @@ struct LinkFailureIntegrationTests {
         #expect(try String(contentsOfFile: out, encoding: .utf8) == input)
     }
 
+    /// A supervisor restarts the server while the disk is full: the start-up compaction of the state log has no
+    /// room, so the server keeps the log it has and starts anyway (it failed with ENOSPC before).
+    @Test func aServerRestartedOnAFullDiskStartsAndCatchesUp() throws {
+        let ns = try TestNamespace()
+        defer { ns.tearDown() }
+        let disk = try ScratchFilesystem(size: "1m")
+        defer { disk.remove() }
+        let out = disk.path + "/out.log"
+        var server = try serve(ns, sink: "file:\(out)")
+        let first = try ns.linger(["send", "127.0.0.1:7500", "--client-id", "before"])
+        try first.write(numberedLines(1...1000))
+        first.closeStdin()
+        #expect(first.waitForExit(timeout: 30) == 0, "\(first.stderrText)")
+        server.signal(SIGTERM)
+        #expect(server.waitForExit(timeout: 30) == 0)
+        // Fill every byte that is left.
+        let filler = disk.path + "/filler"
+        _ = try run("/bin/sh", ["-c", "cat /dev/zero > \(filler) 2>/dev/null; true"])
+        server = try serve(ns, sink: "file:\(out)")
+        #expect(server.stderrText.contains("uncompacted"), "\(server.stderrText)")
+        let second = try ns.linger(["send", "127.0.0.1:7500", "--client-id", "after"])
+        try second.write(numberedLines(1001...2000))
+        second.closeStdin()
+        try server.waitForStderr("the sink is failing", timeout: 30)
+        try FileManager.default.removeItem(atPath: filler)
+        #expect(second.waitForExit(timeout: 60) == 0, "\(second.stderrText)")
+        server.signal(SIGTERM)
+        #expect(server.waitForExit(timeout: 30) == 0, "\(server.stderrText)")
+        #expect(try String(contentsOfFile: out, encoding: .utf8) == numberedLines(1...2000))
+        // And the log it kept is still the truth: a restart resumes the sender exactly.
+        server = try serve(ns, sink: "file:\(out)")
+        let again = try ns.linger(["send", "127.0.0.1:7500", "--client-id", "after"])
+        try again.write(numberedLines(1001...2000))
+        again.closeStdin()
+        #expect(again.waitForExit(timeout: 30) == 0, "\(again.stderrText)")
+        server.signal(SIGTERM)
+        #expect(server.waitForExit(timeout: 30) == 0)
+        #expect(try String(contentsOfFile: out, encoding: .utf8) == numberedLines(1...2000))
+    }
+
     @Test func aClosedStandardOutputStopsTheServerWithAReason() throws {
         let ns = try TestNamespace()
         defer { ns.tearDown() }

@@ -59,12 +59,15 @@ final class FileSinkStore {
         identity = FileSinkStateLog.Identity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
         let size = Int64(info.st_size)
         var log: FileSinkStateLog
+        // Whether the log on disk describes this data file as it is, so that new records may follow it.
+        var appendable = false
         do {
             if let existing, let recorded = existing.identity, recorded != identity, size == 0 {
                 log = try continueAfterRotation(existing, recorded: recorded)
             } else if let existing {
                 log = existing
                 try verify(log, size: size)
+                appendable = existing.identity == identity
             } else if size > 0 {
                 guard adoptExisting else {
                     throw LinkSinkError(
@@ -98,9 +101,29 @@ final class FileSinkStore {
         do {
             try rewriteStateLog(with: log)
         } catch {
-            systemClose(dataFD)
-            throw error
+            // The compaction needs room for a second copy of the log. On a full disk a server restarted by its
+            // supervisor must still start (and wait for room like a running one), so it keeps the log it has.
+            guard appendable, let existing, continueStateLog(validPrefix: existing.validPrefix, records: existing.records) else {
+                systemClose(dataFD)
+                throw error
+            }
+            openingNotes.append("\(error); kept \(statePath) as it was, uncompacted")
         }
+    }
+
+    /// Appends to the state log on disk after its last whole record (cutting a torn one: that frees room,
+    /// never needs it). Returns false if the log cannot be opened or cut.
+    private func continueStateLog(validPrefix: Int, records: Int) -> Bool {
+        let fd = open(statePath, O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        guard ftruncate(fd, off_t(validPrefix)) == 0 else {
+            systemClose(fd)
+            return false
+        }
+        stateFD = fd
+        stateLength = Int64(validPrefix)
+        recordsSinceCompaction = records
+        return true
     }
 
     /// Refuses a state log that does not describe this data file: only a torn tail is ever repaired.
