@@ -14,6 +14,12 @@
 // clients: makes N connections, then holds them (ESTABLISHED), closes them first (TIME_WAIT here, or
 //          CLOSE_WAIT at a holding server), half-closes them (FIN_WAIT2 held by this process), or resets them.
 //
+//   linger-fixture relay --port P [--address A] --to PORT --record FILE
+//
+// relay:   a TCP relay to PORT on the same address that appends every byte it forwards, both ways, to FILE:
+//          what a wiretap on the path sees. A FIN is passed on as a FIN (half-close kept), and each pair is
+//          closed once both sides finished.
+//
 //   linger-fixture probe --port P [--address A] --send HEX [--wait SECONDS]
 //
 // probe:   connects, writes the bytes, then reads until the peer closes (or the wait ends) and prints
@@ -34,6 +40,8 @@ struct Options {
     var send: [UInt8] = []
     var linkHello: String?
     var wait = 5.0
+    var to: UInt16 = 0
+    var record = ""
 }
 
 func fail(_ message: String) -> Never {
@@ -68,6 +76,8 @@ func parse(_ arguments: [String]) -> Options {
         case "--nonblocking": options.nonblocking = true
         case "--send": options.send = hexBytes(value())
         case "--link-hello": options.linkHello = value()
+        case "--to": options.to = number(value(), "--to")
+        case "--record": options.record = value()
         case "--wait":
             guard let wait = Double(value()) else { fail("bad --wait") }
             options.wait = wait
@@ -114,17 +124,22 @@ func waitForStdinEOF(watching extra: () -> [Int32], onReadable: (Int32) -> Void)
     }
 }
 
-func runServer(_ options: Options) {
-    let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard listener >= 0 else { fail("socket: \(String(cString: strerror(errno)))") }
+func listener(_ options: Options) -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { fail("socket: \(String(cString: strerror(errno)))") }
     var one: Int32 = 1
-    setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
     var address = socketAddress(options.address, options.port)
     let bound = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
     guard bound == 0 else { fail("bind \(options.address):\(options.port): \(String(cString: strerror(errno)))") }
-    guard listen(listener, options.backlog) == 0 else { fail("listen: \(String(cString: strerror(errno)))") }
+    guard listen(fd, options.backlog) == 0 else { fail("listen: \(String(cString: strerror(errno)))") }
+    return fd
+}
+
+func runServer(_ options: Options) {
+    let listener = listener(options)
     // Non-blocking, so one wake-up accepts everything queued (tens of thousands of sockets in benchmarks).
     _ = fcntl(listener, F_SETFL, fcntl(listener, F_GETFL) | O_NONBLOCK)
     say("ready server pid=\(getpid()) port=\(options.port)")
@@ -152,6 +167,72 @@ func runServer(_ options: Options) {
     for fd in accepted { close(fd) }
     for fd in leaked { close(fd) }
     close(listener)
+}
+
+func runRelay(_ options: Options) {
+    guard options.to > 0, !options.record.isEmpty else { fail("relay needs --to PORT and --record FILE") }
+    let record = open(options.record, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+    guard record >= 0 else { fail("cannot open \(options.record): \(String(cString: strerror(errno)))") }
+    let server = listener(options)
+    say("ready relay pid=\(getpid()) port=\(options.port) to=\(options.to)")
+    var peer: [Int32: Int32] = [:]
+    var finished: Set<Int32> = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    func writeAll(_ fd: Int32, _ count: Int) -> Bool {
+        var offset = 0
+        while offset < count {
+            let n = buffer.withUnsafeBytes { write(fd, $0.baseAddress! + offset, count - offset) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return false }
+            offset += n
+        }
+        return true
+    }
+    func closePair(_ fd: Int32) {
+        guard let other = peer[fd] else { return }
+        close(fd)
+        close(other)
+        peer[fd] = nil
+        peer[other] = nil
+        finished.remove(fd)
+        finished.remove(other)
+    }
+    waitForStdinEOF(
+        watching: { [server] + peer.keys.filter { !finished.contains($0) } },
+        onReadable: { fd in
+            if fd == server {
+                let client = accept(server, nil, nil)
+                guard client >= 0 else { return }
+                let upstream = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+                var target = socketAddress(options.address, options.to)
+                let connected = withUnsafePointer(to: &target) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(upstream, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                }
+                guard connected == 0 else {
+                    close(upstream)
+                    close(client)
+                    return
+                }
+                peer[client] = upstream
+                peer[upstream] = client
+                return
+            }
+            guard let other = peer[fd] else { return }
+            let n = read(fd, &buffer, buffer.count)
+            if n > 0 {
+                guard writeAll(record, n), writeAll(other, n) else { return closePair(fd) }
+                return
+            }
+            if n < 0 && errno == EINTR { return }
+            if n < 0 { return closePair(fd) }
+            // EOF: pass the FIN on; once both directions ended, the pair is done.
+            shutdown(other, Int32(SHUT_WR))
+            finished.insert(fd)
+            if finished.contains(other) { closePair(fd) }
+        })
+    for fd in peer.keys { close(fd) }
+    close(server)
+    close(record)
 }
 
 func runClients(_ options: Options) {
@@ -250,5 +331,6 @@ switch options.mode {
 case "server": runServer(options)
 case "clients": runClients(options)
 case "probe": runProbe(options)
-default: fail("unknown mode \(options.mode); use server, clients or probe")
+case "relay": runRelay(options)
+default: fail("unknown mode \(options.mode); use server, clients, probe or relay")
 }

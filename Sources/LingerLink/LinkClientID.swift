@@ -60,14 +60,8 @@ func readFile(_ path: String) throws -> String {
     return String(decoding: bytes, as: UTF8.self)
 }
 
-/// Tokens from a file, one per line (blank lines and `#` comments ignored): never from the command line,
-/// where every user on the machine can read them in `ps`.
-public func loadTokens(from path: String) throws -> [String] {
-    try readFile(path).split(separator: "\n").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
-}
-
-extension Substring {
-    func trimmingWhitespace() -> String {
-        String(drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
-    }
+/// Tokens from a file (the format is ``LinkToken``'s): never from the command line, where every user on the
+/// machine can read them in `ps`.
+public func loadTokens(from path: String) throws -> [LinkToken] {
+    try LinkToken.parseFile(readFile(path), name: path)
 }

@@ -15,6 +15,9 @@ public struct LinkError: Error, Sendable, CustomStringConvertible {
         case sink
         /// Another sender with the same client id took over; this one must stop, not fight back.
         case replaced
+        /// TLS failed in a way a retry cannot fix: an untrusted or expired certificate, a name that does not
+        /// match, a peer that does not speak TLS.
+        case tls
     }
 
     public var kind: Kind

@@ -10,6 +10,9 @@ let canUseNamespaces: Bool = {
     #endif
 }()
 
+/// The repository's root (scripts, deploy files).
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
 /// The directory holding the built `linger` and `linger-fixture` binaries (the test bundle sits beside them).
 let productsDirectory: URL = {
     let candidates = [

@@ -21,7 +21,7 @@ struct ServerHandlerTests {
             committer = SinkCommitter(sink: sink, logger: Logger(label: "test"), metrics: LinkMetrics(role: "test"))
         }
 
-        func connection(tokens: [String] = []) async throws -> NIOAsyncTestingChannel {
+        func connection(tokens: [LinkToken] = []) async throws -> NIOAsyncTestingChannel {
             let settings = ServerConnectionHandler.Settings(
                 session: .init(tokens: tokens, serverID: "t", keepMessageBytes: true, acceptsNewlines: false, pendingLimit: 64),
                 idleTimeout: ServerHandlerTests.idle, closeDeadline: ServerHandlerTests.deadline)
@@ -172,7 +172,7 @@ struct ServerHandlerTests {
 
     @Test func anErrorIsFollowedByAGracefulCloseWithADeadline() async throws {
         try await Harness().run { harness in
-            let channel = try await harness.connection(tokens: ["good"])
+            let channel = try await harness.connection(tokens: [LinkToken(secret: "good")])
             try await Self.send([hello(token: "bad")], to: channel)
             guard case .error(.unauthorized, _) = try await Self.replies(channel).first else { Issue.record("expected ERROR"); return }
             // The testing channel has no half-close, so shutting the output closes it here; on real sockets the

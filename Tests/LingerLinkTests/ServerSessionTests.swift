@@ -8,7 +8,7 @@ struct ServerSessionTests {
         tokens: [], serverID: "t", keepMessageBytes: true, acceptsNewlines: false, pendingLimit: 1024)
 
     /// A session that has said HELLO and got its claim (epoch, mark).
-    private func streaming(epoch: UInt64 = 1, mark: UInt64 = 0, tokens: [String] = []) -> ServerSession {
+    private func streaming(epoch: UInt64 = 1, mark: UInt64 = 0, tokens: [LinkToken] = []) -> ServerSession {
         var configuration = Self.configuration
         configuration.tokens = tokens
         var session = ServerSession(configuration: configuration)
@@ -66,15 +66,45 @@ struct ServerSessionTests {
 
     @Test(arguments: ["wrong", "good\0", "good" + String(repeating: "\0", count: 256), "goo", ""])
     func aTokenThatIsNotExactlyRightIsRefused(_ token: String) {
-        var session = ServerSession(configuration: .init(tokens: ["good"], serverID: "t", keepMessageBytes: true, acceptsNewlines: true, pendingLimit: 1024))
+        var session = ServerSession(configuration: .init(tokens: [LinkToken(secret: "good")], serverID: "t", keepMessageBytes: true, acceptsNewlines: true, pendingLimit: 1024))
         #expect(session.frameReceived(hello(token: token)) == .error(.unauthorized, ""))
     }
 
     @Test func theRightTokenAndVersionAreAccepted() {
-        var session = ServerSession(configuration: .init(tokens: ["good"], serverID: "t", keepMessageBytes: true, acceptsNewlines: true, pendingLimit: 1024))
+        var session = ServerSession(configuration: .init(tokens: [LinkToken(secret: "good")], serverID: "t", keepMessageBytes: true, acceptsNewlines: true, pendingLimit: 1024))
         #expect(session.frameReceived(hello(token: "good")) == .claim(clientID: "c1"))
         var old = ServerSession(configuration: Self.configuration)
         #expect(old.frameReceived(.hello(.init(version: 1, clientID: "c1", token: ""))) == .error(.unsupportedVersion, ""))
+    }
+
+    @Test func aTokenWritesOnlyAsTheClientIDsItWasIssuedFor() {
+        let tokens = [LinkToken(secret: "web", clientIDs: ["c1", "web-*"]), LinkToken(secret: "batch", clientIDs: ["batch-1"])]
+        func hello(_ token: String, _ id: String) -> ServerSession.Action {
+            var session = ServerSession(configuration: .init(tokens: tokens, serverID: "t", keepMessageBytes: true, acceptsNewlines: true, pendingLimit: 1024))
+            return session.frameReceived(.hello(.init(clientID: id, token: token)))
+        }
+        #expect(hello("web", "c1") == .claim(clientID: "c1"))
+        #expect(hello("web", "web-17") == .claim(clientID: "web-17"))
+        #expect(hello("batch", "batch-1") == .claim(clientID: "batch-1"))
+        #expect(hello("batch", "c1") == .error(.unauthorized, ""), "a leaked batch token cannot write as c1")
+        #expect(hello("web", "batch-1") == .error(.unauthorized, ""))
+        #expect(hello("web", "web") == .error(.unauthorized, ""), "web-* needs the dash")
+    }
+
+    @Test func withClientCertificatesTheClientIDMustBeANameOfTheCertificate() {
+        var configuration = Self.configuration
+        configuration.requiresCertificateIdentity = true
+        var matching = ServerSession(configuration: configuration)
+        matching.certificateVerified(names: ["web-1", "c1.clients"])
+        #expect(matching.frameReceived(.hello(.init(clientID: "c1.clients", token: ""))) == .claim(clientID: "c1.clients"))
+        var impostor = ServerSession(configuration: configuration)
+        impostor.certificateVerified(names: ["web-1"])
+        #expect(impostor.frameReceived(hello()) == .error(.unauthorized, ""))
+        var none = ServerSession(configuration: configuration)
+        #expect(none.frameReceived(hello()) == .error(.unauthorized, ""), "no verified certificate, no id")
+        var plain = ServerSession(configuration: Self.configuration)
+        plain.plaintextOnTLSPort()
+        #expect(plain.frameReceived(hello()) == .error(.unauthorized, ""))
     }
 
     @Test func peerEOFCommitsWhatIsPendingAcknowledgesAndCloses() {

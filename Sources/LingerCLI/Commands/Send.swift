@@ -27,15 +27,22 @@ struct Send: AsyncParsableCommand {
             --spool DIR keeps them on disk until the server acknowledges them; a sender restarted with the \
             same --spool delivers what is there, with or without new input.
 
+            TLS: --tls-ca PEM (or --tls, to trust the system's CAs) connects with TLS 1.2 or later and checks that the \
+            server's certificate holds the HOST connected to (or --tls-server-name); --tls-cert and --tls-key \
+            present a client certificate, whose CN or a SAN must be the --client-id. An untrusted or expired \
+            certificate, a wrong name, or a server that does not speak TLS ends the sender with exit status 2 and \
+            the reason. Replaced certificate files are read again at the next reconnect.
+
             Only one sender may use a client id at a time: when another takes it over, this one stops with \
             exit status 2 rather than fight back. SIGINT and SIGTERM stop reading, wait briefly for the \
             acknowledgements in flight, and say how many lines were left unacknowledged.
             Exit status: 0 every line read was acknowledged; 1 failed, or stopped with lines unacknowledged; \
             2 the server refused the client for good (a wrong token, a message it cannot take, another sender \
-            took over the client id).
+            took over the client id, a TLS certificate or name that does not verify).
             Examples:
               linger send 127.0.0.1:7070 --file app.log --client-id web-1 --progress
               linger send logs.internal:7070 --file '/var/log/app/*.log' --follow --client-id web-1
+              linger send logs.internal:7070 --file app.log --client-id web-1 --tls-ca ca.pem --tls-cert web-1.pem --tls-key web-1.key
               journalctl -f | linger send logs.internal:7070 --client-id web-1 --spool /var/lib/linger/spool
             """
     )
@@ -57,6 +64,21 @@ struct Send: AsyncParsableCommand {
 
     @Option(name: .customLong("token-file"), help: ArgumentHelp("Present the first token in this file.", valueName: "path"))
     var tokenFile: String?
+
+    @Flag(help: "Connect with TLS, trusting the system's CAs (implied by any other --tls option).")
+    var tls = false
+
+    @Option(name: .customLong("tls-ca"), help: ArgumentHelp("Trust only the CAs in this PEM file for the server's certificate.", valueName: "pem"))
+    var tlsCA: String?
+
+    @Option(name: .customLong("tls-cert"), help: ArgumentHelp("Present this PEM client certificate (its CN or a SAN must be the client id).", valueName: "pem"))
+    var tlsCert: String?
+
+    @Option(name: .customLong("tls-key"), help: ArgumentHelp("The PEM private key of --tls-cert.", valueName: "pem"))
+    var tlsKey: String?
+
+    @Option(name: .customLong("tls-server-name"), help: ArgumentHelp("The name the server's certificate must hold (default: the HOST connected to).", valueName: "name"))
+    var tlsServerName: String?
 
     @Option(name: .customLong("spool"), help: ArgumentHelp("Keep stdin's lines in this directory until acknowledged (crash-safe).", valueName: "dir"))
     var spool: String?
@@ -99,7 +121,13 @@ struct Send: AsyncParsableCommand {
         if backoffMax.milliseconds < backoffInitial.milliseconds { throw ValidationError("--backoff-max must be at least --backoff-initial") }
         if outboxMessages < 1 { throw ValidationError("--outbox-messages must be at least 1") }
         if maxLineBytes < 1 || maxLineBytes > 16 << 20 { throw ValidationError("--max-line-bytes must be 1 to 16777216 (16 MiB, the link's limit), got \(maxLineBytes)") }
+        if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
         if spoolMaxBytes < 1 << 20 { throw ValidationError("--spool-max-bytes must be at least 1048576 (1 MiB)") }
+    }
+
+    private var tlsConfiguration: LinkClientTLS? {
+        guard tls || tlsCA != nil || tlsCert != nil || tlsServerName != nil else { return nil }
+        return LinkClientTLS(caPath: tlsCA, certificatePath: tlsCert, keyPath: tlsKey, serverName: tlsServerName)
     }
 
     func run() async throws {
@@ -110,15 +138,16 @@ struct Send: AsyncParsableCommand {
             if let clientID { id = clientID }
             else if let clientIDFile { id = try LinkClientID.loadOrCreate(at: clientIDFile) }
             else { id = LinkClientID.generate() }
-            token = try tokenFile.map { try loadTokens(from: $0).first ?? "" } ?? ""
+            token = try tokenFile.map { try loadTokens(from: $0).first?.secret ?? "" } ?? ""
             if let tokenFile, token.isEmpty { throw ValidationError("\(tokenFile) holds no token; write one per line") }
+            try tlsConfiguration?.check()
         } catch {
             StandardOutput.note("\(error)")
             throw ExitCode(64)
         }
         let client = LinkClient(
             configuration: LinkClientConfiguration(
-                endpoints: servers.map { .init(host: $0.host, port: $0.port) }, clientID: id, token: token,
+                endpoints: servers.map { .init(host: $0.host, port: $0.port) }, clientID: id, token: token, tls: tlsConfiguration,
                 outboxMessages: outboxMessages, idleTimeout: idleTimeout.duration,
                 backoff: ReconnectBackoff(initial: backoffInitial.duration, maximum: backoffMax.duration)),
             logger: logger)

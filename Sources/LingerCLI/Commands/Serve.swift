@@ -39,9 +39,16 @@ struct Serve: AsyncParsableCommand {
               linger serve --sink file:/var/log/shipped.log --token-file /etc/linger/tokens
               linger serve --sink file:/var/log/app.log --adopt-existing
               linger serve --listen 0.0.0.0:7070 --sink discard
+              linger serve --listen 0.0.0.0:7070 --sink file:/var/log/shipped.log --tls-cert server.pem --tls-key server.key --tls-client-ca clients-ca.pem
               linger serve --listen 0.0.0.0:7070 --sink 'postgres://linger:secret@db:5432/logs?table=app_lines'
               linger serve --sink file:/var/log/linger/shipped.log --rotate-size 100MiB --keep 10 --compress
               linger serve --sink file:/var/log/linger/shipped.log --pid-file /run/linger-serve.pid   (logrotate: deploy/logrotate)
+
+            TLS: --tls-cert and --tls-key (PEM) make every connection TLS 1.2 or later (1.3 preferred); a sender \
+            that connects in plaintext is refused with the reason. --tls-client-ca also requires client \
+            certificates, and a sender may only use a client id that is its certificate's CN or one of its SANs. \
+            SIGHUP reloads the certificate and key: new connections use them, established ones stay up. Without \
+            client certificates, --token-file can tie each token to the client ids it may use.
 
             Rotating the output: logrotate's create mode renames the file, then `kill -HUP` makes the server \
             continue in a new one (committed data stays in the renamed file; the state log follows). Or built in: \
@@ -59,8 +66,21 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("With a file sink, when to fsync: batch (before every ack), interval:DURATION, or none.", valueName: "policy"))
     var fsync: String = "batch"
 
-    @Option(name: .customLong("token-file"), help: ArgumentHelp("Accept only clients presenting one of the tokens in this file (one per line).", valueName: "path"))
+    @Option(name: .customLong("token-file"), help: ArgumentHelp(
+        "Accept only clients presenting a token of this file: one per line, each optionally followed by the client ids it may use (web-1 web-2, batch-*).",
+        valueName: "path"))
     var tokenFile: String?
+
+    @Option(name: .customLong("tls-cert"), help: ArgumentHelp("Serve TLS with this PEM certificate (chain); plaintext clients are refused.", valueName: "pem"))
+    var tlsCert: String?
+
+    @Option(name: .customLong("tls-key"), help: ArgumentHelp("The PEM private key of --tls-cert.", valueName: "pem"))
+    var tlsKey: String?
+
+    @Option(name: .customLong("tls-client-ca"), help: ArgumentHelp(
+        "Require client certificates signed by a CA in this PEM file; a client's id must be its certificate's CN or a SAN.",
+        valueName: "pem"))
+    var tlsClientCA: String?
 
     @Option(name: .customLong("max-connections"), help: "Refuse connections beyond this many (the client retries later).")
     var maxConnections = 1024
@@ -112,6 +132,8 @@ struct Serve: AsyncParsableCommand {
             }
         }
         _ = try fsyncPolicy()
+        if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
+        if tlsClientCA != nil && tlsCert == nil { throw ValidationError("--tls-client-ca needs --tls-cert and --tls-key") }
         guard maxConnections > 0 else { throw ValidationError("--max-connections must be at least 1") }
         guard idleTimeout.milliseconds > 0 else { throw ValidationError("--idle-timeout must be more than 0") }
         let rotating = rotateSize != nil || rotateEvery != nil
@@ -121,6 +143,11 @@ struct Serve: AsyncParsableCommand {
         if (keep != nil || compress) && !rotating { throw ValidationError("--keep and --compress go with --rotate-size or --rotate-every") }
         if let keep, keep < 1 { throw ValidationError("--keep must be at least 1, got \(keep)") }
         if let rotateEvery, rotateEvery.milliseconds < 1000 { throw ValidationError("--rotate-every must be at least 1s") }
+    }
+
+    private var tlsConfiguration: LinkServerTLS? {
+        guard let tlsCert, let tlsKey else { return nil }
+        return LinkServerTLS(certificatePath: tlsCert, keyPath: tlsKey, clientCAPath: tlsClientCA)
     }
 
     private var isPostgres: Bool { sink.hasPrefix("postgres://") || sink.hasPrefix("postgresql://") }
@@ -136,6 +163,26 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let logger = makeLogger(label: "linger.serve", verbose: verbose)
+        // Certificates and tokens first: a mistake there must not leave a sink opened (or files created).
+        var tokens: [LinkToken] = []
+        do {
+            try tlsConfiguration?.check()
+        } catch {
+            StandardOutput.note("\(error)")
+            throw ExitCode.failure
+        }
+        if let tokenFile {
+            do {
+                tokens = try loadTokens(from: tokenFile)
+            } catch {
+                StandardOutput.note("\(error)")
+                throw ExitCode.failure
+            }
+            guard !tokens.isEmpty else {
+                StandardOutput.note("\(tokenFile) holds no token; write one per line")
+                throw ExitCode.failure
+            }
+        }
         let theSink: any LinkSink
         // What the server prints as its sink: the URL without its password.
         var shownSink = sink
@@ -168,22 +215,10 @@ struct Serve: AsyncParsableCommand {
         // file over RLIMIT_FSIZE must be EFBIG (retried, like a full disk), not SIGXFSZ.
         signal(SIGPIPE, SIG_IGN)
         signal(SIGXFSZ, SIG_IGN)
-        var tokens: [String] = []
-        if let tokenFile {
-            do {
-                tokens = try loadTokens(from: tokenFile)
-            } catch {
-                StandardOutput.note("\(error)")
-                throw ExitCode.failure
-            }
-            guard !tokens.isEmpty else {
-                StandardOutput.note("\(tokenFile) holds no token; write one per line")
-                throw ExitCode.failure
-            }
-        }
         let server = LinkServer(
             configuration: LinkServerConfiguration(
-                host: listen.host, port: listen.port, sink: theSink, tokens: tokens, maximumConnections: maxConnections,
+                host: listen.host, port: listen.port, sink: theSink, tokens: tokens, tls: tlsConfiguration,
+                maximumConnections: maxConnections,
                 idleTimeout: idleTimeout.duration, closeDeadline: closeDeadline.duration,
                 shutdownDeadline: shutdownDeadline.duration, abortiveClose: abortiveClose),
             logger: logger)
@@ -198,11 +233,17 @@ struct Serve: AsyncParsableCommand {
             close(fd)
         }
         defer { if let pidFile { unlink(pidFile) } }
-        // SIGHUP reopens the sink's output (logrotate's create mode renamed it), as rsyslog does; it must not
-        // be the default action, which ends the process.
+        // SIGHUP reloads the TLS certificate (new connections get it; established ones stay up) and reopens the
+        // sink's output (logrotate's create mode renamed it), as nginx and rsyslog do; it must not be the
+        // default action, which ends the process.
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         let reopening = Task {
             for await _ in hangups {
+                do {
+                    if let note = try server.reloadTLS() { StandardOutput.note(note) }
+                } catch {
+                    StandardOutput.note("SIGHUP: \(error); still serving the certificate loaded before")
+                }
                 do {
                     if let note = try await server.reopenSink() { StandardOutput.note(note) }
                 } catch {

@@ -17,9 +17,12 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     /// The streams opened on this connection: only their messages may be written (the server refuses DATA
     /// on a stream it was not told about).
     private var opened: Set<UInt32> = [0]
+    /// What TLS verification saw, to name the reason when the handshake fails; nil without TLS.
+    private let verdict: CertificateVerdict?
 
-    init(client: LinkClient) {
+    init(client: LinkClient, verdict: CertificateVerdict? = nil) {
         self.client = client
+        self.verdict = verdict
         let configuration = client.configuration
         session = ClientSession(pingInterval: configuration.pingInterval, idleTimeout: configuration.idleTimeout)
     }
@@ -73,6 +76,10 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         if let error = error as? LinkProtocolError {
             client.log("closing after a protocol error from the server: \(error)")
             run(session.protocolError(error), context: context)
+        } else if verdict != nil, let reason = TLSFailure.finalReason(error, verdict: verdict) {
+            client.tlsFailed(reason)
+            session.closed()
+            context.close(promise: nil)
         } else {
             client.log("connection error: \(describe(error))")
             session.closed()

@@ -2,6 +2,7 @@ import CoreMetrics
 public import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 public import ServiceLifecycle
 import NIOConcurrencyHelpers
 
@@ -30,6 +31,8 @@ public final class LinkClient: Service, Sendable {
     public let configuration: LinkClientConfiguration
     let metrics: LinkMetrics
     private let logger: Logger
+    /// The TLS context, reloaded before a connection when its files changed; nil for plaintext.
+    private let tlsContexts: ClientTLSContexts?
     // A plain pthread mutex: Synchronization.Mutex is a priority-inheritance futex on Linux, and under
     // contention between the sender and the event loop it cost 17-27% of the event loop's time in the kernel.
     private let state = NIOLockedValueBox(State())
@@ -88,6 +91,7 @@ public final class LinkClient: Service, Sendable {
         self.configuration = configuration
         self.logger = logger
         self.metrics = metrics
+        self.tlsContexts = configuration.tls.map(ClientTLSContexts.init)
     }
 
     // MARK: - Public API
@@ -244,6 +248,13 @@ public final class LinkClient: Service, Sendable {
     /// Keeps the link up until `close()`, cancellation, graceful shutdown, or a refusal a retry cannot fix.
     public func run() async throws {
         defer { stop() }
+        // Unusable TLS files are a configuration error, reported before any connection is tried.
+        do {
+            _ = try tlsContexts?.current()
+        } catch let error as LinkError {
+            fail(with: error)
+            throw error
+        }
         try await withGracefulShutdownHandler {
             try await reconnectLoop()
         } onGracefulShutdown: {
@@ -259,7 +270,7 @@ public final class LinkClient: Service, Sendable {
             attempt += 1
             let sessionsBefore = state.withLockedValue { $0.sessions }
             do {
-                let channel = try await connect(to: endpoint)
+                let channel = try await connect(to: endpoint, tls: try tlsContexts?.current())
                 state.withLockedValue { $0.lastConnectError = nil }
                 metrics.connections.increment()
                 // Cancelling run() closes the connection at once (an abrupt stop: use close() to drain first).
@@ -292,8 +303,11 @@ public final class LinkClient: Service, Sendable {
         if let failure = state.withLockedValue({ $0.failure }) { throw failure }
     }
 
-    private func connect(to endpoint: LinkClientConfiguration.Endpoint) async throws -> any Channel {
+    private func connect(to endpoint: LinkClientConfiguration.Endpoint, tls: NIOSSLContext?) async throws -> any Channel {
         let maximumFrameLength = configuration.maximumFrameLength
+        // A certificate is matched against the name connected to; an IP address is matched against its IP
+        // SANs (NIOSSL takes it from the socket), and must not be sent as SNI.
+        let serverName = configuration.tls?.serverName ?? (isIPAddress(endpoint.host) ? nil : endpoint.host)
         let pingInterval = TimeAmount(configuration.pingInterval)
         return try await ClientBootstrap(group: configuration.eventLoopGroup)
             .connectTimeout(TimeAmount(configuration.connectTimeout))
@@ -303,9 +317,16 @@ public final class LinkClient: Service, Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let operations = channel.pipeline.syncOperations
+                    var verdict: CertificateVerdict?
+                    if let tls {
+                        let seen = CertificateVerdict(whose: "the server's", expectedName: serverName ?? endpoint.host)
+                        try operations.addHandler(
+                            NIOSSLClientHandler(context: tls, serverHostname: serverName, verificationCallback: seen.callback()))
+                        verdict = seen
+                    }
                     try operations.addHandler(IdleStateHandler(readTimeout: pingInterval))
                     try operations.addHandler(ByteToMessageHandler(LinkFrameDecoder(maximumFrameLength: maximumFrameLength)))
-                    try operations.addHandler(ClientConnectionHandler(client: self))
+                    try operations.addHandler(ClientConnectionHandler(client: self, verdict: verdict))
                 }
             }
             .connect(host: endpoint.host, port: endpoint.port).get()
@@ -389,8 +410,17 @@ public final class LinkClient: Service, Sendable {
         logger.warning("server refused the client", metadata: ["code": "\(code)", "text": "\(text)"])
         guard !code.isRetryable else { return }
         let kind: LinkError.Kind = code == .replaced ? .replaced : .rejected(code)
+        fail(with: LinkError(kind, code == .replaced ? text : "the server refused this client: \(text)"))
+    }
+
+    /// A TLS failure no retry can fix (an untrusted or expired certificate, a wrong name): the link ends.
+    func tlsFailed(_ reason: String) {
+        fail(with: LinkError(.tls, reason))
+    }
+
+    private func fail(with error: LinkError) {
         let waiters = state.withLockedValue { state -> [Waiter] in
-            if state.failure == nil { state.failure = LinkError(kind, code == .replaced ? text : "the server refused this client: \(text)") }
+            if state.failure == nil { state.failure = error }
             return takeReadyWaiters(&state)
         }
         resume(waiters)

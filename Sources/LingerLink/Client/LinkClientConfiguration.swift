@@ -21,6 +21,8 @@ public struct LinkClientConfiguration: Sendable {
     /// Stable across reconnects and restarts: the key of the server's dedupe state.
     public var clientID: String
     public var token: String
+    /// TLS to the server; nil connects in plaintext.
+    public var tls: LinkClientTLS?
     /// Unacknowledged messages the outbox holds before `send` waits (or fails).
     public var outboxMessages: Int
     /// Unacknowledged bytes (frames included) the outbox holds before `send` waits (or fails).
@@ -42,7 +44,7 @@ public struct LinkClientConfiguration: Sendable {
     public var eventLoopGroup: any EventLoopGroup
 
     public init(
-        endpoints: [Endpoint], clientID: String, token: String = "", outboxMessages: Int = 1_000_000,
+        endpoints: [Endpoint], clientID: String, token: String = "", tls: LinkClientTLS? = nil, outboxMessages: Int = 1_000_000,
         outboxBytes: Int = 256 << 20, waitWhenFull: Bool = true, idleTimeout: Duration = .seconds(30),
         pingInterval: Duration? = nil, connectTimeout: Duration = .seconds(5), closeDeadline: Duration = .seconds(5),
         backoff: ReconnectBackoff = ReconnectBackoff(), maximumFrameLength: UInt32 = LinkLimits.defaultMaximumFrameLength,
@@ -51,6 +53,7 @@ public struct LinkClientConfiguration: Sendable {
         self.endpoints = endpoints
         self.clientID = clientID
         self.token = token
+        self.tls = tls
         self.outboxMessages = outboxMessages
         self.outboxBytes = outboxBytes
         self.waitWhenFull = waitWhenFull

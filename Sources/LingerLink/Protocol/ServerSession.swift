@@ -18,7 +18,8 @@ import NIOCore
 /// deadline regardless. Every path ends in `.close`.
 struct ServerSession {
     struct Configuration {
-        var tokens: [String]
+        /// Accepted tokens and the client ids each may use; empty means no token is needed.
+        var tokens: [LinkToken]
         var serverID: String
         /// Whether batches keep the message bytes (the discard sink needs none).
         var keepMessageBytes: Bool
@@ -26,6 +27,8 @@ struct ServerSession {
         var acceptsNewlines: Bool
         /// Received bytes held while a commit is in flight before reading stops (backpressure).
         var pendingLimit: Int
+        /// TLS with client certificates: the HELLO's client id must be a name of the certificate.
+        var requiresCertificateIdentity = false
     }
 
     /// One stream of the connection: its receive position and the batch it is filling.
@@ -139,6 +142,19 @@ struct ServerSession {
 
     init(configuration: Configuration) { self.configuration = configuration }
 
+    /// Names of the client's verified certificate (CN and SANs), once its TLS handshake completed.
+    private var certificateNames: [String]?
+    /// The client spoke plaintext to a server that requires TLS.
+    private var plaintext = false
+
+    // MARK: - Transport
+
+    /// The TLS handshake completed; `names` are those of the client's certificate (empty without one).
+    mutating func certificateVerified(names: [String]) { certificateNames = names }
+
+    /// The client spoke plaintext on a TLS port: its HELLO gets an ERROR it can read, not a TLS alert.
+    mutating func plaintextOnTLSPort() { plaintext = true }
+
     /// Whether the handler should read from the socket now. Reading stops while a commit is in flight and
     /// the next batch has reached its limit: the sink sets the pace, and memory stays bounded.
     var shouldRead: Bool {
@@ -209,8 +225,24 @@ struct ServerSession {
         guard LinkClientID.isValid(hello.clientID) else {
             return fail(.protocolError, "client id must be 1-128 characters of A-Z a-z 0-9 . _ : -")
         }
-        if !configuration.tokens.isEmpty && !configuration.tokens.contains(where: { constantTimeEquals($0, hello.token) }) {
-            return fail(.unauthorized, "authentication failed: the token is not accepted by this server")
+        if plaintext {
+            return fail(.unauthorized, "this server accepts TLS only: give the sender --tls-ca (with the CA of the server's certificate) or --tls")
+        }
+        if !configuration.tokens.isEmpty {
+            // Every token is compared, in time independent of where they differ, so timing tells nothing.
+            var match: LinkToken?
+            for token in configuration.tokens where constantTimeEquals(token.secret, hello.token) { match = token }
+            guard let match else { return fail(.unauthorized, "authentication failed: the token is not accepted by this server") }
+            guard match.permits(hello.clientID) else {
+                return fail(.unauthorized, "authentication failed: this token may not write as client id \(hello.clientID)")
+            }
+        }
+        if configuration.requiresCertificateIdentity {
+            let names = certificateNames ?? []
+            guard names.contains(hello.clientID) else {
+                let held = names.isEmpty ? "none" : names.joined(separator: ", ")
+                return fail(.unauthorized, "client id \(hello.clientID) is not a name of this client's certificate (CN and SANs: \(held))")
+            }
         }
         state = .claiming(clientID: hello.clientID)
         keepalive = hello.idleTimeoutMilliseconds > 0 ? .milliseconds(Int64(hello.idleTimeoutMilliseconds) / 3) : nil

@@ -1,6 +1,8 @@
 public import Logging
 public import NIOCore
+import NIOConcurrencyHelpers
 import NIOPosix
+import NIOSSL
 public import ServiceLifecycle
 import Synchronization
 
@@ -10,8 +12,10 @@ public struct LinkServerConfiguration: Sendable {
     /// 0 picks a free port (see ``LinkServer/listeningAddress()``).
     public var port: Int
     public var sink: any LinkSink
-    /// Accepted tokens; empty means no authentication.
-    public var tokens: [String]
+    /// Accepted tokens and the client ids each may use; empty means no token is needed.
+    public var tokens: [LinkToken]
+    /// TLS for every connection (plaintext clients are refused with a reason); nil serves plaintext.
+    public var tls: LinkServerTLS?
     public var maximumConnections: Int
     /// A connection that receives nothing for this long gets GOAWAY (a PING counts; time spent waiting
     /// for the sink does not).
@@ -32,7 +36,7 @@ public struct LinkServerConfiguration: Sendable {
     public var eventLoopGroup: any EventLoopGroup
 
     public init(
-        host: String = "127.0.0.1", port: Int = 7070, sink: any LinkSink, tokens: [String] = [],
+        host: String = "127.0.0.1", port: Int = 7070, sink: any LinkSink, tokens: [LinkToken] = [], tls: LinkServerTLS? = nil,
         maximumConnections: Int = 1024, idleTimeout: Duration = .seconds(30), closeDeadline: Duration = .seconds(5),
         shutdownDeadline: Duration = .seconds(10), maximumFrameLength: UInt32 = LinkLimits.defaultMaximumFrameLength,
         pendingLimit: Int = 4 << 20, abortiveClose: Bool = false, serverID: String = "linger",
@@ -42,6 +46,7 @@ public struct LinkServerConfiguration: Sendable {
         self.port = port
         self.sink = sink
         self.tokens = tokens
+        self.tls = tls
         self.maximumConnections = maximumConnections
         self.idleTimeout = idleTimeout
         self.closeDeadline = closeDeadline
@@ -69,6 +74,8 @@ public final class LinkServer: Service {
     private let committer: SinkCommitter
     private let address = Mutex<Result<SocketAddress, any Error>?>(nil)
     private let addressWaiters = Mutex<[CheckedContinuation<SocketAddress, any Error>]>([])
+    /// The TLS context new connections get; replaced by ``reloadTLS()``, while established connections keep theirs.
+    private let tlsContext = NIOLockedValueBox<NIOSSLContext?>(nil)
 
     public init(configuration: LinkServerConfiguration, logger: Logger, metrics: LinkMetrics = LinkMetrics(role: "server")) {
         self.configuration = configuration
@@ -96,15 +103,27 @@ public final class LinkServer: Service {
         try await committer.reopen(on: configuration.eventLoopGroup.any()).get()
     }
 
+    /// Reads the TLS certificate, key and client CA again (the CLI calls this on SIGHUP): new connections use
+    /// them, established ones keep the session they have. Throws, keeping the current ones, when the files are
+    /// unusable (a key that does not match the certificate, say). Blocking: run it off the event loops.
+    public func reloadTLS() throws -> String? {
+        guard let tls = configuration.tls else { return nil }
+        let context = try tls.makeContext()
+        tlsContext.withLockedValue { $0 = context }
+        return "reloaded the TLS certificate \(tls.certificatePath)"
+    }
+
     /// Open connections right now.
     public var connectionCount: Int { registry.connectionCount }
 
     public func run() async throws {
         let channel: any Channel
         do {
+            _ = try reloadTLS()
             channel = try await bind()
         } catch {
-            let failure = LinkError(.configuration, "cannot listen on \(configuration.host):\(configuration.port): \(describeBindError(error))")
+            let failure = (error as? LinkError)
+                ?? LinkError(.configuration, "cannot listen on \(configuration.host):\(configuration.port): \(describeBindError(error))")
             publish(.failure(failure))
             committer.finish()
             try? await configuration.sink.close()
@@ -154,12 +173,13 @@ public final class LinkServer: Service {
             session: ServerSession.Configuration(
                 tokens: configuration.tokens, serverID: configuration.serverID,
                 keepMessageBytes: configuration.sink.needsMessageBytes, acceptsNewlines: configuration.sink.acceptsNewlines,
-                pendingLimit: configuration.pendingLimit),
+                pendingLimit: configuration.pendingLimit, requiresCertificateIdentity: configuration.tls?.clientCAPath != nil),
             idleTimeout: TimeAmount(configuration.idleTimeout), closeDeadline: TimeAmount(configuration.closeDeadline))
         let registry = self.registry, committer = self.committer, logger = self.logger, metrics = self.metrics
         let limit = configuration.maximumConnections
         let abortive = configuration.abortiveClose
         let maximumFrameLength = configuration.maximumFrameLength
+        let tlsContext = configuration.tls == nil ? nil : self.tlsContext
         return try await ServerBootstrap(group: configuration.eventLoopGroup)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 1024)
@@ -180,6 +200,12 @@ public final class LinkServer: Service {
                 return lingerSet.flatMapThrowing {
                     let handler = ServerConnectionHandler(settings: settings, committer: committer, registry: registry, logger: logger, metrics: metrics)
                     let operations = child.pipeline.syncOperations
+                    if let tlsContext {
+                        try operations.addHandler(TLSDetector {
+                            guard let context = tlsContext.withLockedValue({ $0 }) else { throw LinkError(.configuration, "TLS is not set up") }
+                            return NIOSSLServerHandler(context: context)
+                        })
+                    }
                     try operations.addHandler(IdleStateHandler(readTimeout: settings.idleTimeout))
                     try operations.addHandler(ByteToMessageHandler(LinkInboundDecoder(maximumFrameLength: maximumFrameLength)))
                     try operations.addHandler(handler)

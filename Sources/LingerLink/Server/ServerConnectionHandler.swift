@@ -1,6 +1,8 @@
 import CoreMetrics
 import Logging
 import NIOCore
+import NIOSSL
+import NIOTLS
 
 /// One server-side connection: a thin shell over ``ServerSession``. It feeds the session the decoded frames,
 /// the sink's answers and the idle events, and performs what the session decides: writes, commits through
@@ -98,6 +100,15 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
         case let event as ChannelEvent where event == .inputClosed:
             // The peer closed its side: finish and close ours, never leaving this socket in CLOSE_WAIT.
             run(session.inputClosed(), context: context)
+        case let event as TLSUserEvent:
+            // On handshakeCompleted the certificate was verified against the client CA; its names decide which
+            // client ids this connection may claim.
+            guard case .handshakeCompleted = event else { return context.fireUserInboundEventTriggered(event) }
+            let certificate = (try? context.pipeline.syncOperations.nioSSL_peerCertificate()) ?? nil
+            session.certificateVerified(names: CertificateNames(der: (try? certificate?.toDERBytes()) ?? []).all)
+            context.fireUserInboundEventTriggered(event)
+        case is PlaintextOnTLSPort:
+            session.plaintextOnTLSPort()
         case is ServerShutdown:
             run(session.shutdownRequested(), context: context)
         case is RefuseConnection:
@@ -115,8 +126,13 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
             logger.info("protocol error", metadata: ["client": "\(session.clientID ?? "-")", "error": "\(error)"])
             run(session.protocolError(error), context: context)
         } else {
-            // A socket error (reset, write failure): nothing more can be said on this connection.
-            logger.debug("connection error", metadata: ["error": "\(error)"])
+            // A socket error (reset, write failure) or a failed TLS handshake: nothing more can be said on this
+            // connection.
+            if error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError {
+                logger.info("TLS failed", metadata: ["peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")", "error": "\(error)"])
+            } else {
+                logger.debug("connection error", metadata: ["error": "\(error)"])
+            }
             session.closed()
             context.close(promise: nil)
         }
