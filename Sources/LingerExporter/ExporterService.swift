@@ -2,6 +2,7 @@ public import Logging
 public import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 public import ServiceLifecycle
 import LingerProbe
 import NIOConcurrencyHelpers
@@ -14,10 +15,16 @@ public final class ExporterService: Service {
     private let logger: Logger
     private let worker: ScrapeWorker
     private let boundAddress = NIOLockedValueBox<SocketAddress?>(nil)
+    private let tlsContext: NIOSSLContext?
 
-    /// Prepares the exporter; the scrape thread enters `namespace` now, so a bad name fails here.
-    /// - Throws: ``ProbeError`` when the namespace cannot be entered.
-    public init(host: String = "127.0.0.1", port: Int = 9977, namespace: String? = nil, leakAgeSeconds: Double = 60, logger: Logger) throws {
+    /// Prepares the exporter; the scrape thread enters `namespace` now, so a bad name fails here, and the TLS
+    /// files are read now, so a bad certificate fails here too.
+    /// - Throws: ``ProbeError`` when the namespace cannot be entered; ``ExporterError`` for unusable TLS files.
+    public init(
+        host: String = "127.0.0.1", port: Int = 9977, namespace: String? = nil, leakAgeSeconds: Double = 60,
+        tls: ExporterTLS? = nil, logger: Logger
+    ) throws {
+        self.tlsContext = try tls?.makeContext()
         self.host = host
         self.port = port
         self.namespace = namespace
@@ -30,7 +37,7 @@ public final class ExporterService: Service {
 
     public func run() async throws {
         defer { worker.stop() }
-        let worker = self.worker
+        let worker = self.worker, tlsContext = self.tlsContext
         let channel: any Channel
         do {
             channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -38,6 +45,7 @@ public final class ExporterService: Service {
                 .childChannelOption(.allowRemoteHalfClosure, value: true)
                 .childChannelInitializer { child in
                     child.eventLoop.makeCompletedFuture {
+                        if let tlsContext { try child.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tlsContext)) }
                         // A client that sends nothing (or reads nothing) for 10 s is dropped; others are not held up.
                         try child.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .seconds(10), writeTimeout: .seconds(10)))
                         try child.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false)

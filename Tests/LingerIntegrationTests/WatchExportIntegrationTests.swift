@@ -103,6 +103,53 @@ struct WatchExportIntegrationTests {
         #expect(exporter.stop() == 0, "SIGTERM stops the exporter cleanly")
     }
 
+    /// `export --tls-cert/--tls-key`: a real Prometheus scrapes it over HTTPS with the CA that openssl made,
+    /// and plain HTTP gets no metrics.
+    @Test func prometheusScrapesOverTLS() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/prometheus"), "Prometheus is missing: install Debian's prometheus package")
+        let scratch = try ScratchDirectory(prefix: "linger-prom-tls")
+        let certs = scratch.url.appendingPathComponent("certs").path
+        try makeTestCertificates(in: certs)
+        let exporterPort = freePort()
+        let exporter = try HostProcess(productsDirectory.appendingPathComponent("linger").path, [
+            "export", "--listen", "127.0.0.1:\(exporterPort)", "--tls-cert", "\(certs)/server.pem", "--tls-key", "\(certs)/server.key",
+        ])
+        defer { _ = exporter.stop() }
+        let https = { try run("/usr/bin/env", ["curl", "-s", "--max-time", "5", "--cacert", "\(certs)/ca.pem", "https://127.0.0.1:\(exporterPort)/healthz"]).stdout }
+        #expect(try waitFor(10) { try https() == "ok\n" }, "\(exporter.stderrText)")
+        #expect(exporter.stderrText.contains("serving metrics on https://"), "\(exporter.stderrText)")
+        let plain = try run("/usr/bin/env", ["curl", "-s", "--max-time", "5", "http://127.0.0.1:\(exporterPort)/metrics"])
+        #expect(plain.status != 0 || !plain.stdout.contains("linger_"), "no metrics over plain HTTP")
+        let untrusted = try run("/usr/bin/env", ["curl", "-s", "--max-time", "5", "--cacert", "\(certs)/other-ca.pem", "https://127.0.0.1:\(exporterPort)/metrics"])
+        #expect(untrusted.status != 0, "curl refuses a certificate of another CA")
+
+        let config = scratch.url.appendingPathComponent("prometheus.yml")
+        try """
+            global:
+              scrape_interval: 1s
+            scrape_configs:
+              - job_name: linger-tls
+                scheme: https
+                tls_config:
+                  ca_file: \(certs)/ca.pem
+                static_configs:
+                  - targets: ['127.0.0.1:\(exporterPort)']
+            """.write(to: config, atomically: true, encoding: .utf8)
+        let prometheusPort = freePort()
+        let prometheus = try HostProcess("/usr/bin/prometheus", [
+            "--config.file=\(config.path)", "--storage.tsdb.path=\(scratch.url.appendingPathComponent("data").path)",
+            "--web.listen-address=127.0.0.1:\(prometheusPort)",
+        ])
+        defer { _ = prometheus.stop() }
+        var answer = ""
+        let scraped = try waitFor(40) {
+            answer = try curl("http://127.0.0.1:\(prometheusPort)/api/v1/query?query=linger_tcp_sockets")
+            return answer.contains("\"job\":\"linger-tls\"")
+        }
+        #expect(scraped, "Prometheus never scraped over TLS: \(answer.prefix(300)) \(prometheus.stderrText.suffix(500))")
+        #expect(exporter.stop() == 0)
+    }
+
     @Test func watchSeesALeakGrow() throws {
         let ns = try TestNamespace()
         defer { ns.tearDown() }

@@ -15,7 +15,9 @@ struct Export: AsyncParsableCommand {
             plus "other", with pid and process labels); the age of each process's oldest CLOSE_WAIT socket and \
             whether it leaks; TIME_WAIT per destination with its share of the ephemeral ports; the doctor's \
             findings per rule and severity; the kernel counters that name problems; the scrape's own duration. \
-            Alert rules: deploy/prometheus/linger-alerts.yml; running it on every machine: docs/FLEET.md.
+            Alert rules: deploy/prometheus/linger-alerts.yml; running it on every machine: docs/FLEET.md. \
+            With --tls-cert and --tls-key (PEM) it serves HTTPS only (TLS 1.2 or later), as node_exporter's web \
+            config does: for an exporter listening beyond loopback. Plain HTTP on 127.0.0.1 stays the default.
             """
     )
 
@@ -28,23 +30,38 @@ struct Export: AsyncParsableCommand {
     @Option(name: .customLong("leak-age"), help: ArgumentHelp("Seconds before a stuck CLOSE_WAIT socket marks its process as leaking.", valueName: "seconds"))
     var leakAge: Double = 60
 
+    @Option(name: .customLong("tls-cert"), help: ArgumentHelp("Serve HTTPS with this PEM certificate (chain).", valueName: "pem"))
+    var tlsCert: String?
+
+    @Option(name: .customLong("tls-key"), help: ArgumentHelp("The PEM private key of --tls-cert.", valueName: "pem"))
+    var tlsKey: String?
+
     @Flag(help: "Log to stderr at debug level.")
     var verbose = false
+
+    func validate() throws {
+        if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
+    }
 
     func run() async throws {
         let logger = makeLogger(label: "linger.export", verbose: verbose)
         let exporter: ExporterService
         do {
-            exporter = try ExporterService(host: listen.host, port: listen.port, namespace: namespace, leakAgeSeconds: leakAge, logger: logger)
+            let tls = tlsCert.flatMap { cert in tlsKey.map { ExporterTLS(certificatePath: cert, keyPath: $0) } }
+            exporter = try ExporterService(
+                host: listen.host, port: listen.port, namespace: namespace, leakAgeSeconds: leakAge, tls: tls, logger: logger)
         } catch let error as ProbeError {
             StandardOutput.note(error.message)
+            throw ExitCode.failure
+        } catch let error as ExporterError {
+            StandardOutput.note(error.description)
             throw ExitCode.failure
         }
         let group = ServiceGroup(configuration: .init(services: [exporter], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         async let announce: Void = {
             for _ in 0..<200 {
                 if let address = exporter.localAddress {
-                    StandardOutput.note("serving metrics on http://\(address.ipAddress ?? listen.host):\(address.port ?? listen.port)/metrics"
+                    StandardOutput.note("serving metrics on \(tlsCert == nil ? "http" : "https")://\(address.ipAddress ?? listen.host):\(address.port ?? listen.port)/metrics"
                         + (namespace.map { " for network namespace \($0)" } ?? ""))
                     return
                 }
