@@ -130,7 +130,7 @@ struct FileStamp: Equatable {
 /// Whether `host` is an IPv4 or IPv6 literal (which TLS matches against IP SANs and never sends as SNI).
 func isIPAddress(_ host: String) -> Bool {
     #if canImport(Glibc)
-    var buffer = in6_addr()
+    var buffer = [UInt8](repeating: 0, count: 16)  // room for an in6_addr
     return inet_pton(AF_INET, host, &buffer) == 1 || inet_pton(AF_INET6, host, &buffer) == 1
     #else
     return false
