@@ -147,7 +147,7 @@ struct TLSIntegrationTests {
         try FileManager.default.createDirectory(atPath: live, withIntermediateDirectories: true)
         for name in ["server.pem", "server.key"] { try FileManager.default.copyItem(atPath: "\(certs)/\(name)", toPath: "\(live)/\(name)") }
         let out = directory.appendingPathComponent("out.log").path
-        let server = try serve(ns, sink: "file:\(out)", ["--tls-cert", "\(live)/server.pem", "--tls-key", "\(live)/server.key"])
+        let server = try serve(ns, sink: "file:\(out)", ["--tls-cert", "\(live)/server.pem", "--tls-key", "\(live)/server.key", "--verbose"])
         let input = directory.appendingPathComponent("followed.log")
         try lines(1...1000).write(to: input, atomically: true, encoding: .utf8)
         let follower = try ns.linger(["send", "127.0.0.1:7500", "--file", input.path, "--follow", "--client-id", "follower", "--tls-ca", "\(certs)/ca.pem"])
@@ -174,10 +174,17 @@ struct TLSIntegrationTests {
         fresh.closeStdin()
         #expect(fresh.waitForExit(timeout: 15) == 0, "\(fresh.stderrText)")
         #expect(try ns.passiveOpens() - opensBefore == 2, "the follower never reconnected; only the two new senders connected")
+        // A graceful close is close_notify, then the FIN, client first: the server sees no unclean shutdown, and
+        // the TIME_WAIT is the follower's, not the server's. (A refused handshake above may leave one there.)
+        let serverTimeWait = { (try? ns.exec(["ss", "-Htan", "state", "time-wait", "sport", "= :7500"]).stdout.split(separator: "\n").count) ?? -1 }
+        let before = serverTimeWait()
         follower.signal(SIGTERM)
         #expect(follower.waitForExit(timeout: 15) == 0, "\(follower.stderrText)")
+        #expect(settles { (try? ns.exec(["ss", "-Htan", "state", "time-wait", "dport", "= :7500"]).stdout.isEmpty) == false })
+        #expect(serverTimeWait() == before, "no TIME_WAIT on the server's side from the follower's close")
         server.signal(SIGTERM)
         #expect(server.waitForExit(timeout: 30) == 0, "\(server.stderrText)")
+        #expect(!server.stderrText.contains("uncleanShutdown"), "every client sent close_notify: \(server.stderrText.suffix(2000))")
         #expect(try ns.count("CLOSE_WAIT") == 0)
     }
 }

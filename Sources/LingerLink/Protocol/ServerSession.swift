@@ -195,10 +195,11 @@ struct ServerSession {
             return .pong(token)
         case (_, .pong):
             return .none
-        case (.streaming(let session), .goAway):
-            // The client is leaving: it sends nothing more. Finish as at EOF.
-            state = .draining(session)
-            return drainStep()
+        case (.streaming, .goAway):
+            // The client is leaving: its EOF follows at once, and the drain starts there. Closing here instead
+            // would close before the client (and, over TLS, from inside the read that also carries the
+            // client's close_notify, which swift-nio-ssl then waits out for 5 s in CLOSE_WAIT).
+            return .none
         case (.streaming(var session), .open(let index, let id)):
             guard index > 0, session.streams[index] == nil, LinkClientID.isValid(id),
                 !session.streams.values.contains(where: { $0.key.stream == id }), session.streams.count < Self.maximumStreams

@@ -174,7 +174,8 @@ public final class LinkServer: Service {
                 tokens: configuration.tokens, serverID: configuration.serverID,
                 keepMessageBytes: configuration.sink.needsMessageBytes, acceptsNewlines: configuration.sink.acceptsNewlines,
                 pendingLimit: configuration.pendingLimit, requiresCertificateIdentity: configuration.tls?.clientCAPath != nil),
-            idleTimeout: TimeAmount(configuration.idleTimeout), closeDeadline: TimeAmount(configuration.closeDeadline))
+            idleTimeout: TimeAmount(configuration.idleTimeout), closeDeadline: TimeAmount(configuration.closeDeadline),
+            waitsForTransportEOF: configuration.tls != nil)
         let registry = self.registry, committer = self.committer, logger = self.logger, metrics = self.metrics
         let limit = configuration.maximumConnections
         let abortive = configuration.abortiveClose

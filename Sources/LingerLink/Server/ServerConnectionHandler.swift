@@ -20,6 +20,10 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
         var session: ServerSession.Configuration
         var idleTimeout: TimeAmount
         var closeDeadline: TimeAmount
+        /// TLS: the session learns of the client's close from close_notify, a moment before the TCP FIN.
+        /// Closing then would send our FIN first and leave TIME_WAIT on the server, so the last close waits
+        /// for the FIN itself (``TLSDetector`` reports it) or the close deadline.
+        var waitsForTransportEOF = false
     }
 
     private var session: ServerSession
@@ -31,6 +35,8 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     private var context: ChannelHandlerContext?
     private var readPending = false
     private var closeDeadline: Scheduled<Void>?
+    private var transportEOFSeen = false
+    private var closeAtTransportEOF = false
 
     init(settings: Settings, committer: SinkCommitter, registry: ConnectionRegistry, logger: Logger, metrics: LinkMetrics) {
         self.session = ServerSession(configuration: settings.session)
@@ -99,7 +105,11 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
             run(session.writeIdle(), context: context)
         case let event as ChannelEvent where event == .inputClosed:
             // The peer closed its side: finish and close ours, never leaving this socket in CLOSE_WAIT.
-            run(session.inputClosed(), context: context)
+            let action = session.inputClosed()
+            if action == .close { closeAfterPeer(context: context) } else { run(action, context: context) }
+        case is PeerClosedTransport:
+            transportEOFSeen = true
+            if closeAtTransportEOF { context.close(promise: nil) }
         case let event as TLSUserEvent:
             // On handshakeCompleted the certificate was verified against the client CA; its names decide which
             // client ids this connection may claim.
@@ -165,7 +175,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
         case .acknowledgeAndClose(let acknowledgements):
             for ack in acknowledgements { write(.ack(stream: ack.stream, sequence: ack.through), context: context) }
             context.flush()
-            context.close(promise: nil)
+            closeAfterPeer(context: context)
         case .pong(let token):
             write(.pong(token: token), context: context)
         case .ping:
@@ -217,6 +227,14 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
             readPending = false
             context.read()
         }
+    }
+
+    /// Closes once the client's TCP FIN is in (at once without TLS, where the session only learns of the close
+    /// from the FIN); the close deadline ends a wait for a FIN that never comes.
+    private func closeAfterPeer(context: ChannelHandlerContext) {
+        guard settings.waitsForTransportEOF, !transportEOFSeen else { return context.close(promise: nil) }
+        closeAtTransportEOF = true
+        startCloseDeadline(context: context)
     }
 
     private func startCloseDeadline(context: ChannelHandlerContext) {

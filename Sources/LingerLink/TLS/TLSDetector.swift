@@ -8,16 +8,24 @@ import NIOSSL
 /// without TLS and tells the connection handler, which answers the HELLO with an ERROR the client can read,
 /// so a sender that forgot `--tls-ca` stops at once with the reason instead of retrying a connection that
 /// a TLS alert would have cut short.
-final class TLSDetector: ChannelInboundHandler, RemovableChannelHandler {
+///
+/// It then stays in front as a pass-through for one more job: swift-nio-ssl reports the client's close_notify
+/// as the end of input and swallows the TCP FIN that follows, so this handler tells the connection handler
+/// when the FIN itself arrives (``PeerClosedTransport``), and the server closes after the client, as in
+/// plaintext, leaving TIME_WAIT on the client.
+final class TLSDetector: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
     private let makeTLSHandler: () throws -> NIOSSLServerHandler
+    private var decided = false
 
     init(makeTLSHandler: @escaping () throws -> NIOSSLServerHandler) {
         self.makeTLSHandler = makeTLSHandler
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !decided else { return context.fireChannelRead(data) }
+        decided = true
         let buffer = unwrapInboundIn(data)
         if buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) == 0x16 {
             do {
@@ -31,7 +39,13 @@ final class TLSDetector: ChannelInboundHandler, RemovableChannelHandler {
             context.fireUserInboundEventTriggered(PlaintextOnTLSPort())
         }
         context.fireChannelRead(data)
-        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        context.fireUserInboundEventTriggered(event)
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            context.fireUserInboundEventTriggered(PeerClosedTransport())
+        }
     }
 }
 
@@ -40,3 +54,5 @@ extension TLSDetector: Sendable {}
 
 /// Fired into a TLS server's connection whose client spoke plaintext.
 struct PlaintextOnTLSPort {}
+/// Fired into a TLS server's connection when the client's TCP FIN arrived (after its close_notify).
+struct PeerClosedTransport {}
