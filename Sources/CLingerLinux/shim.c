@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <linux/netlink.h>
+#include <sys/xattr.h>
 #include "CLingerLinux.h"
 
 int clinger_setns_net(int fd) {
@@ -27,5 +28,8 @@ ssize_t clinger_netlink_send(int fd, const void *buffer, size_t length) {
 int clinger_set_linger(int fd, int on, int seconds) {
     struct linger value = { .l_onoff = on, .l_linger = seconds };
     return setsockopt(fd, SOL_SOCKET, SO_LINGER, &value, sizeof(value));
+}
+ssize_t clinger_getxattr(const char *path, const char *name, void *value, size_t size) {
+    return getxattr(path, name, value, size);
 }
 #endif

@@ -55,6 +55,25 @@ struct MetricsPage {
                   [("pid", ""), ("process", "other")]).record(Double(otherEstablished))
         }
 
+        // Descriptors of TCP sockets a reset took out of the table, still held: per process, top processes.
+        let orphaned = (snapshot.orphanedSocketDescriptors ?? []).sorted { $0.fds.count != $1.fds.count ? $0.fds.count > $1.fds.count : $0.pid < $1.pid }
+        for held in orphaned.prefix(topN) {
+            gauge("orphaned_socket_fds", "", "Descriptors of TCP sockets no longer in the TCP table (reset, never closed), per process (top processes).",
+                  [("pid", String(held.pid)), ("process", held.name)]).record(Double(held.fds.count))
+        }
+        // Sockets retransmitting unacknowledged data, per remote address (top destinations, then other).
+        let retransmitting = topCounts(
+            snapshot.records.lazy.filter { UnreachablePeer.isRetransmitting($0, threshold: 1) }.map(\.remote.address.description))
+        for (address, count) in retransmitting.prefix(topN) {
+            gauge("tcp_retransmitting_sockets", "", "Sockets whose unacknowledged data is being retransmitted, per remote address.",
+                  [("remote_address", address)]).record(Double(count))
+        }
+        let otherRetransmitting = retransmitting.dropFirst(topN).reduce(0) { $0 + $1.1 }
+        if otherRetransmitting > 0 {
+            gauge("tcp_retransmitting_sockets", "", "Sockets whose unacknowledged data is being retransmitted, per remote address.",
+                  [("remote_address", "other")]).record(Double(otherRetransmitting))
+        }
+
         // TIME_WAIT per destination with the share of the ephemeral port range it holds.
         for d in report.timeWaitByDestination.prefix(topN) {
             let labels = [("local_address", d.local.description), ("remote_address", d.remote.description), ("remote_port", String(d.remotePort))]
@@ -106,4 +125,11 @@ struct MetricsPage {
         gauge("scrape_duration", "seconds", "How long reading the socket table and building this page took.").record(scrapeSeconds)
         return registry.emitToBuffer()
     }
+}
+
+/// Counts per key, most first (ties by key), for bounded per-destination series.
+private func topCounts(_ keys: some Sequence<String>) -> [(String, Int)] {
+    var counts: [String: Int] = [:]
+    for key in keys { counts[key, default: 0] += 1 }
+    return counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { ($0.key, $0.value) }
 }

@@ -93,7 +93,9 @@ final class ScrapeWorker: @unchecked Sendable {
                 if let namespace, access("\(NetworkNamespace.directory)/\(namespace)", F_OK) != 0 {
                     throw ProbeError(.namespaceNotFound, "network namespace '\(namespace)' is gone")
                 }
-                let snapshot = try probe.snapshot(owners: .states(TCPStateSet([.closeWait, .established, .listen, .finWait2, .synSent])))
+                let snapshot = try probe.snapshot(
+                    owners: .states(TCPStateSet([.closeWait, .established, .listen, .finWait2, .synSent]), retransmitting: true),
+                    orphanedDescriptors: true)
                 let report = tracker.update(snapshot)
                 let elapsed = (ContinuousClock.now - start).components
                 let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18

@@ -20,6 +20,15 @@
 //          what a wiretap on the path sees. A FIN is passed on as a FIN (half-close kept), and each pair is
 //          closed once both sides finished.
 //
+//   linger-fixture others
+//
+// others:  holds sockets of every family but TCP (UDP bound, a UNIX listener and a UNIX socketpair, a
+//          netlink route socket, a packet socket): what a doctor must never mistake for TCP.
+//
+//   linger-fixture writer --port P [--address A]
+//
+// writer:  connects and writes a line every 100 ms until stdin closes (a client whose peer may vanish).
+//
 //   linger-fixture probe --port P [--address A] --send HEX [--wait SECONDS]
 //
 // probe:   connects, writes the bytes, then reads until the peer closes (or the wait ends) and prints
@@ -235,6 +244,57 @@ func runRelay(_ options: Options) {
     close(record)
 }
 
+func runOthers() {
+    var held: [Int32] = []
+    let udp = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+    var any = socketAddress("127.0.0.1", 0)
+    _ = withUnsafePointer(to: &any) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(udp, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    held.append(udp)
+    let unix = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    var path = sockaddr_un()
+    path.sun_family = sa_family_t(AF_UNIX)
+    // An abstract name: nothing to clean up on disk.
+    let name = Array("\0linger-fixture-\(getpid())".utf8)
+    withUnsafeMutableBytes(of: &path.sun_path) { raw in for (i, byte) in name.enumerated() where i < raw.count { raw[i] = byte } }
+    let bound = withUnsafePointer(to: &path) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(unix, $0, socklen_t(MemoryLayout<sa_family_t>.size + name.count)) }
+    }
+    guard bound == 0, listen(unix, 16) == 0 else { fail("unix listener: \(String(cString: strerror(errno)))") }
+    held.append(unix)
+    // Enough of each that a doctor counting them as TCP would cross its threshold (10).
+    for _ in 0..<6 {
+        var pair: [Int32] = [0, 0]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair) == 0 else { fail("socketpair: \(String(cString: strerror(errno)))") }
+        held += pair
+        held.append(socket(AF_INET6, Int32(SOCK_DGRAM.rawValue), 0))
+        held.append(socket(AF_NETLINK, Int32(SOCK_RAW.rawValue), 0))  // NETLINK_ROUTE
+        held.append(socket(AF_PACKET, Int32(SOCK_DGRAM.rawValue), 0))
+    }
+    guard held.allSatisfy({ $0 >= 0 }) else { fail("socket: \(String(cString: strerror(errno)))") }
+    say("ready others pid=\(getpid()) sockets=\(held.count)")
+    waitForStdinEOF(watching: { [] }, onReadable: { _ in })
+    for fd in held { close(fd) }
+}
+
+func runWriter(_ options: Options) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = socketAddress(options.address, options.port)
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { fail("connect \(options.address):\(options.port): \(String(cString: strerror(errno)))") }
+    _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)  // a full send buffer must not block the loop
+    say("ready writer pid=\(getpid()) fd=\(fd)")
+    var line = Array("a line that waits for an acknowledgement\n".utf8)
+    var buffer = [UInt8](repeating: 0, count: 64)
+    while true {
+        var stdinPoll = pollfd(fd: 0, events: Int16(POLLIN), revents: 0)
+        if poll(&stdinPoll, 1, 100) > 0, read(0, &buffer, buffer.count) <= 0 { break }
+        _ = write(fd, &line, line.count)
+    }
+    close(fd)
+}
+
 func runClients(_ options: Options) {
     var address = socketAddress(options.address, options.port)
     var sockets: [Int32] = []
@@ -332,5 +392,7 @@ case "server": runServer(options)
 case "clients": runClients(options)
 case "probe": runProbe(options)
 case "relay": runRelay(options)
-default: fail("unknown mode \(options.mode); use server, clients, probe or relay")
+case "others": runOthers()
+case "writer": runWriter(options)
+default: fail("unknown mode \(options.mode); use server, clients, probe, relay, others or writer")
 }

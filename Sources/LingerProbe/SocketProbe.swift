@@ -21,8 +21,9 @@ public struct SocketProbe: Sendable {
         case none
         /// Every socket with an inode.
         case all
-        /// Only sockets in these states (the doctor needs owners of CLOSE_WAIT, not of TIME_WAIT).
-        case states(TCPStateSet)
+        /// Only sockets in these states (the doctor needs owners of CLOSE_WAIT, not of TIME_WAIT), and with
+        /// `retransmitting`, sockets whose data waits for a retransmission too (the unreachable-peer rule).
+        case states(TCPStateSet, retransmitting: Bool = false)
     }
 
     public var source: Source
@@ -39,9 +40,11 @@ public struct SocketProbe: Sendable {
     ///   - states: The states to read; with netlink the kernel filters, so unwanted sockets cost nothing.
     ///   - owners: Which sockets to attribute to processes.
     ///   - kernelContext: Also read counters and sysctls (the doctor needs them; a listing does not).
+    ///   - orphanedDescriptors: While the owner walk runs, also find TCP descriptors whose sockets are not in
+    ///     the table (``Snapshot/orphanedSocketDescriptors``); needs `states` to be `.all`.
     /// - Throws: ``ProbeError`` when neither source can be read.
     public func snapshot(
-        states: TCPStateSet = .all, owners: OwnerLookup = .none, kernelContext: Bool = true
+        states: TCPStateSet = .all, owners: OwnerLookup = .none, kernelContext: Bool = true, orphanedDescriptors: Bool = false
     ) throws -> Snapshot {
         #if os(Linux)
         var records: [SocketRecord] = []
@@ -65,10 +68,12 @@ public struct SocketProbe: Sendable {
             }
         }
         var coverage: AttributionCoverage?
+        var orphaned: [OrphanedSocketDescriptors]?
         if owners != .none {
-            coverage = attribute(&records, owners: owners)
+            (coverage, orphaned) = attribute(&records, owners: owners, orphanedDescriptors: orphanedDescriptors && states == .all)
         }
-        var snapshot = Snapshot(records: records, takenAt: takenAt, source: used, attribution: coverage)
+        var snapshot = Snapshot(
+            records: records, takenAt: takenAt, source: used, attribution: coverage, orphanedSocketDescriptors: orphaned)
         if kernelContext {
             snapshot.counters = readCounters()
             snapshot.sysctls = readSysctls()
@@ -96,17 +101,43 @@ public struct SocketProbe: Sendable {
         }
     }
 
-    private func attribute(_ records: inout [SocketRecord], owners: OwnerLookup) -> AttributionCoverage {
+    private func attribute(
+        _ records: inout [SocketRecord], owners: OwnerLookup, orphanedDescriptors: Bool
+    ) -> (AttributionCoverage, [OrphanedSocketDescriptors]?) {
         var wanted: Set<UInt64>?
-        if case .states(let states) = owners {
-            wanted = Set(records.lazy.filter { states.contains($0.state) && $0.inode != 0 }.map(\.inode))
-            if wanted!.isEmpty { return AttributionCoverage(processesScanned: 0, processesDenied: 0) }
+        if case .states(let states, let retransmitting) = owners {
+            wanted = Set(records.lazy.filter {
+                $0.inode != 0 && (states.contains($0.state) || (retransmitting && $0.timer?.kind == .retransmit && $0.sendQ > 0))
+            }.map(\.inode))
+            if wanted!.isEmpty { return (AttributionCoverage(processesScanned: 0, processesDenied: 0), nil) }
         }
-        let result = ProcessSocketScanner(procRoot: procRoot).scan(wanted: wanted)
+        let tcpInodes = orphanedDescriptors ? Set(records.lazy.filter { $0.inode != 0 }.map(\.inode)) : nil
+        let result = ProcessSocketScanner(procRoot: procRoot).scan(wanted: wanted, tcpInodes: tcpInodes)
         for index in records.indices where records[index].inode != 0 {
             if let found = result.owners[records[index].inode] { records[index].owners = found }
         }
-        return result.coverage
+        return (result.coverage, orphanedDescriptors ? group(result.unlisted) : nil)
+    }
+
+    /// The unlisted TCP descriptors per process, keeping only processes in this network namespace (the walk
+    /// sees every process on the host, and another namespace's sockets are not in this table).
+    private func group(_ unlisted: [(pid: Int32, fd: Int32)]) -> [OrphanedSocketDescriptors] {
+        guard !unlisted.isEmpty else { return [] }
+        let ours = namespaceLink("\(procRoot)/thread-self/ns/net")
+        return Dictionary(grouping: unlisted, by: \.pid).compactMap { pid, entries -> OrphanedSocketDescriptors? in
+            guard let ours, namespaceLink("\(procRoot)/\(pid)/ns/net") == ours else { return nil }
+            return OrphanedSocketDescriptors(
+                pid: pid, name: ProcessSocketScanner.commandName(pid: pid, procRoot: procRoot) ?? "?",
+                fds: entries.map(\.fd).sorted(),
+                openFileLimit: ProcFile.text("\(procRoot)/\(pid)/limits").flatMap(KernelFileParsers.parseOpenFileLimit))
+        }.sorted { $0.pid < $1.pid }
+    }
+
+    /// `net:[4026531840]`, the target of a `ns/net` link.
+    private func namespaceLink(_ path: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 64)
+        let length = (try? system_readlink(path, &buffer, buffer.count).get()) ?? -1
+        return length > 0 ? String(decoding: buffer.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self) : nil
     }
 
     private func readCounters() -> KernelCounters {
@@ -133,6 +164,7 @@ public struct SocketProbe: Sendable {
         sysctls.synRetries = ProcFile.integer("\(ipv4)/tcp_syn_retries")
         sysctls.synAckRetries = ProcFile.integer("\(ipv4)/tcp_synack_retries")
         sysctls.keepaliveTime = ProcFile.integer("\(ipv4)/tcp_keepalive_time")
+        sysctls.retries2 = ProcFile.integer("\(ipv4)/tcp_retries2")
         return sysctls
     }
     #endif

@@ -217,3 +217,53 @@ struct ExplainTests {
         for state in TCPState.allCases { #expect(!StateExplanation(state).ifMany.isEmpty) }
     }
 }
+
+struct OrphanedSocketFDRuleTests {
+    private func findings(_ held: [OrphanedSocketDescriptors]?) -> [Finding] {
+        Doctor(rules: [OrphanedSocketFDs()]).diagnose(Snapshot(records: [], orphanedSocketDescriptors: held)).findings
+    }
+
+    @Test func countAndShareOfTheLimitDecideTheSeverity() throws {
+        let fds = (0..<50).map { Int32(4 + $0) }
+        let warning = try #require(findings([OrphanedSocketDescriptors(pid: 7, name: "api", fds: fds, openFileLimit: 1024)]).first)
+        #expect(warning.severity == .warning)
+        #expect(warning.summary == "api (pid 7) holds 50 descriptors of TCP sockets that are no longer in the TCP table")
+        #expect(warning.evidenceLines.contains { $0.contains("4.9% of its open-file limit (1024") })
+        let nearLimit = findings([OrphanedSocketDescriptors(pid: 7, name: "api", fds: fds, openFileLimit: 64)])
+        #expect(nearLimit.first?.severity == .critical, "50 of 64 descriptors")
+        #expect(findings([OrphanedSocketDescriptors(pid: 7, name: "api", fds: [4, 5, 6], openFileLimit: 1024)]).isEmpty, "a few pass through")
+        #expect(findings(nil).isEmpty, "no walk, no finding")
+    }
+}
+
+struct UnreachablePeerRuleTests {
+    private func writer(_ retransmits: UInt32, state: TCPState = .established, sendQ: UInt32 = 480, port: UInt16 = 41000) -> SocketRecord {
+        SocketRecord(
+            state: state, local: Endpoint(address: .v4(0x0A00_0001), port: port), remote: Endpoint(address: .v4(0x0A00_0002), port: 7002),
+            sendQ: sendQ, timer: SocketTimer(kind: .retransmit, expiresInMilliseconds: 800, retransmits: retransmits),
+            inode: 99, owners: [SocketOwner(pid: 12, name: "client", fd: 3)])
+    }
+
+    private func findings(_ records: [SocketRecord]) -> [Finding] {
+        var sysctls = TCPSysctls()
+        sysctls.retries2 = 15
+        return Doctor(rules: [UnreachablePeer()]).diagnose(Snapshot(records: records, sysctls: sysctls)).findings
+    }
+
+    @Test func groupsByProcessAndPeerAndSaysWhatTheKernelWillDo() throws {
+        let finding = try #require(findings([writer(5), writer(3, port: 41001)]).first)
+        #expect(finding.severity == .warning)
+        #expect(finding.summary == "client (pid 12) is sending to 10.0.0.2, which acknowledges nothing (5 retransmissions)")
+        #expect(finding.evidenceLines.contains { $0.contains("gives up after 15 retransmissions") })
+        #expect(finding.remedy.contains("TCP_USER_TIMEOUT"))
+        #expect(findings([writer(9)]).first?.severity == .critical)
+    }
+
+    @Test func aFewRetransmissionsOrOtherTimersAreNotAnAlarm() {
+        #expect(findings([writer(2)]).isEmpty)
+        var keepalive = writer(5)
+        keepalive.timer = SocketTimer(kind: .keepalive, expiresInMilliseconds: 1000, retransmits: 5)
+        #expect(findings([keepalive]).isEmpty, "keepalive probes are another rule's business")
+        #expect(findings([writer(5, state: .synSent)]).isEmpty, "a connect that never completes is syn-sent's")
+    }
+}

@@ -152,3 +152,17 @@ struct KernelFileParserTests {
         #expect(KernelFileParsers.reservedPortCount("\n", within: 32768...60999) == 0)
     }
 }
+
+struct ProcessLimitsParserTests {
+    @Test func readsTheSoftOpenFileLimit() {
+        let text = """
+            Limit                     Soft Limit           Hard Limit           Units
+            Max cpu time              unlimited            unlimited            seconds
+            Max open files            1024                 524288               files
+            Max locked memory         8388608              8388608              bytes
+            """
+        #expect(KernelFileParsers.parseOpenFileLimit(text) == 1024)
+        #expect(KernelFileParsers.parseOpenFileLimit("Max open files            unlimited            unlimited            files") == nil)
+        #expect(KernelFileParsers.parseOpenFileLimit("") == nil)
+    }
+}

@@ -25,5 +25,9 @@ ssize_t clinger_netlink_send(int fd, const void *buffer, size_t length);
 /// Sets SO_LINGER on a socket; the fixture uses {1, 0} to reset connections on purpose.
 int clinger_set_linger(int fd, int on, int seconds);
 
+/// getxattr(2) (sys/xattr.h is not in Glibc's Swift overlay): the doctor reads `system.sockprotoname` of
+/// `/proc/PID/fd/N` to learn a socket's protocol. Returns the value's length or -1 with errno.
+ssize_t clinger_getxattr(const char *path, const char *name, void *value, size_t size);
+
 #endif // __linux__
 #endif // CLINGER_LINUX_H

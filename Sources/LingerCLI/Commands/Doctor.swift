@@ -33,13 +33,13 @@ struct Doctor: ParsableCommand {
         var earlier: Snapshot?
         do {
             let probe = try probeOptions.makeProbe()
-            let owners: SocketProbe.OwnerLookup = .states(TCPStateSet([.closeWait, .finWait2, .listen, .synSent]))
+            let owners: SocketProbe.OwnerLookup = .states(TCPStateSet([.closeWait, .finWait2, .listen, .synSent]), retransmitting: true)
             if let confirm {
                 earlier = try probe.snapshot(owners: .none)
                 StandardOutput.note("waiting \(confirm) s for a second snapshot to confirm…")  // stderr: JSON stays clean
                 sleepSeconds(confirm)
             }
-            snapshot = try probe.snapshot(owners: doctor.needsOwners ? owners : .none)
+            snapshot = try probe.snapshot(owners: doctor.needsOwners ? owners : .none, orphanedDescriptors: doctor.needsOwners)
         } catch let error as ProbeError {
             StandardOutput.note(error.message)
             throw ExitCode(3)

@@ -65,7 +65,8 @@ struct Watch: ParsableCommand {
             }
             var snapshot: Snapshot
             do {
-                snapshot = try probe.snapshot(owners: .states(TCPStateSet([.closeWait, .listen, .finWait2, .synSent])))
+                snapshot = try probe.snapshot(
+                    owners: .states(TCPStateSet([.closeWait, .listen, .finWait2, .synSent]), retransmitting: true), orphanedDescriptors: true)
             } catch let error as ProbeError {
                 StandardOutput.note(error.message)
                 throw ExitCode.failure

@@ -31,6 +31,19 @@ public struct DoctorThresholds: Sendable, Hashable {
     public var synSentWarning = 10
     /// SYN_SENT sockets toward one destination that make it critical.
     public var synSentCritical = 100
+    /// TCP descriptors of one process that point at no socket of the table (reset, never closed) that make a
+    /// warning. One or two pass through between an RST and the application's next read; ten do not.
+    public var orphanedSocketFDsWarning = 10
+    /// Such descriptors that make it critical, or ...
+    public var orphanedSocketFDsCritical = 1000
+    /// ... their share of the process's RLIMIT_NOFILE that makes it critical: accept() and socket() are
+    /// about to fail with EMFILE.
+    public var orphanedSocketFDShareCritical = 0.5
+    /// Retransmissions of unacknowledged data on one socket that make a peer look unreachable (with a 200 ms
+    /// minimum RTO the third comes about 1.4 s after the first send went unanswered).
+    public var unreachableRetransmitsWarning = 3
+    /// Retransmissions that make it critical (the eighth comes after about 50 s of silence).
+    public var unreachableRetransmitsCritical = 8
     /// Example sockets attached to each finding.
     public var examplesPerFinding = 3
 

@@ -27,12 +27,16 @@ public struct StateExplanation: Sendable {
         case .established:
             side = "Both ends of an open connection."
             waitingFor = "Data, or a FIN from either side; nothing ends this state by itself."
-            timer = "None for the state. The retransmit timer runs while sent data is unacknowledged; with SO_KEEPALIVE "
+            timer = "None for the state. The retransmit timer runs while sent data is unacknowledged, backing off until "
+                + value(sysctls.retries2, "tcp_retries2", default: 15, unit: " retransmissions")
+                + " (15 is about 15 minutes) before the application gets ETIMEDOUT; TCP_USER_TIMEOUT ends it sooner. With SO_KEEPALIVE "
                 + "the first probe goes after " + value(sysctls.keepaliveTime, "tcp_keepalive_time", default: 7200, unit: " s")
                 + " of idle time."
-            ifMany = "Normal for busy servers and pools. Compare the count per process and peer with what you expect; "
-                + "idle connections with no keepalive or application heartbeat can be half-open (the peer vanished without "
-                + "a FIN) and stay ESTABLISHED forever."
+            ifMany = "Normal for busy servers and pools. Compare the count per process and peer with what you expect. A peer "
+                + "that vanished without a FIN or RST (host gone, link down) leaves the connection half-open: while this side "
+                + "sends, the retransmissions show it (`linger doctor` reports unreachable-peer); while it is idle, nothing on "
+                + "this side can tell it from a healthy connection. Only keepalive or an application heartbeat finds an idle "
+                + "half-open connection, so without them it stays ESTABLISHED forever."
         case .synSent:
             side = "The client (active opener), right after connect()."
             waitingFor = "The server's SYN-ACK."

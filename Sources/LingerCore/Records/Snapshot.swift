@@ -15,12 +15,16 @@ public struct Snapshot: Sendable {
     public var sysctls: TCPSysctls
     /// Whether process owners were looked up, and how far that reached.
     public var attribution: AttributionCoverage?
+    /// TCP socket descriptors that point at no socket of the table (reset or failed connections a process
+    /// never closed), per process; nil when the owner walk that finds them did not run.
+    public var orphanedSocketDescriptors: [OrphanedSocketDescriptors]?
 
     public init(
         records: [SocketRecord], takenAt: Double = 0, source: SourceKind = .netlink,
         counters: KernelCounters = KernelCounters(), sysctls: TCPSysctls = TCPSysctls(),
-        attribution: AttributionCoverage? = nil
+        attribution: AttributionCoverage? = nil, orphanedSocketDescriptors: [OrphanedSocketDescriptors]? = nil
     ) {
+        self.orphanedSocketDescriptors = orphanedSocketDescriptors
         self.records = records
         self.takenAt = takenAt
         self.source = source
@@ -93,12 +97,17 @@ public struct TCPSysctls: Sendable, Hashable {
     public var synAckRetries: Int?
     /// `net.ipv4.tcp_keepalive_time`: idle seconds before the first keepalive probe (with SO_KEEPALIVE).
     public var keepaliveTime: Int?
+    /// `net.ipv4.tcp_retries2`: retransmissions of unacknowledged data before the kernel gives up on a
+    /// connection and the application gets ETIMEDOUT (15: about 15 minutes with a 200 ms minimum RTO).
+    public var retries2: Int?
 
     public init(
         localPortRange: ClosedRange<Int>? = nil, reservedPortCount: Int = 0, finTimeout: Int? = nil,
         twReuse: Int? = nil, maxTimeWaitBuckets: Int? = nil, somaxconn: Int? = nil, maxOrphans: Int? = nil,
-        timestamps: Int? = nil, synRetries: Int? = nil, synAckRetries: Int? = nil, keepaliveTime: Int? = nil
+        timestamps: Int? = nil, synRetries: Int? = nil, synAckRetries: Int? = nil, keepaliveTime: Int? = nil,
+        retries2: Int? = nil
     ) {
+        self.retries2 = retries2
         self.localPortRange = localPortRange
         self.reservedPortCount = reservedPortCount
         self.finTimeout = finTimeout

@@ -35,6 +35,14 @@ func system_readlinkat(_ directory: Int32, _ name: UnsafePointer<CChar>, _ buffe
     retrying { readlinkat(directory, name, buffer, size) }
 }
 
+func system_getxattr(_ path: String, _ name: String, _ buffer: UnsafeMutableRawPointer, _ size: Int) -> Result<Int, Errno> {
+    retrying { clinger_getxattr(path, name, buffer, size) }
+}
+
+func system_readlink(_ path: String, _ buffer: UnsafeMutablePointer<CChar>, _ size: Int) -> Result<Int, Errno> {
+    retrying { readlink(path, buffer, size) }
+}
+
 func system_netlink_socket() -> Result<Int32, Errno> {
     retrying { socket(AF_NETLINK, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), CLINGER_NETLINK_SOCK_DIAG) }
 }

@@ -20,6 +20,15 @@ package enum KernelFileParsers {
         }
     }
 
+    /// `/proc/PID/limits`: the soft limit of `Max open files`; nil when absent or unlimited.
+    package static func parseOpenFileLimit(_ text: String) -> Int? {
+        for line in text.split(separator: "\n") where line.hasPrefix("Max open files") {
+            let fields = line.split(separator: " ")
+            return fields.count > 3 ? Int(fields[3]) : nil
+        }
+        return nil
+    }
+
     /// `/proc/net/sockstat`: `TCP: inuse 5 orphan 0 tw 2 alloc 7 mem 1`; keys come out as `sockstat:tw`.
     package static func parseSockstat(_ text: String, into counters: inout [String: Int64]) {
         for line in text.split(separator: "\n") where line.hasPrefix("TCP:") {

@@ -14,22 +14,28 @@ struct ProcessSocketScanner {
     struct Result {
         var owners: [UInt64: [SocketOwner]]
         var coverage: AttributionCoverage
+        /// TCP descriptors whose inode is not among `tcpInodes`, as (pid, fd); empty unless asked for.
+        var unlisted: [(pid: Int32, fd: Int32)] = []
     }
 
     /// What one worker found; each worker writes only its own slot.
     private final class WorkerResults: @unchecked Sendable {
         var found: [[(UInt64, SocketOwner)]]
+        var unlisted: [[(pid: Int32, fd: Int32)]]
         var scanned: [Int]
         var denied: [Int]
         init(workers: Int) {
             found = Array(repeating: [], count: workers)
+            unlisted = Array(repeating: [], count: workers)
             scanned = Array(repeating: 0, count: workers)
             denied = Array(repeating: 0, count: workers)
         }
     }
 
-    /// Finds the owners of `wanted` inodes (all socket inodes when `wanted` is nil).
-    func scan(wanted: Set<UInt64>?) -> Result {
+    /// Finds the owners of `wanted` inodes (all socket inodes when `wanted` is nil). With `tcpInodes` (every
+    /// inode of the TCP table), it also lists the TCP descriptors whose socket is not in it: the walk reads
+    /// every fd anyway, and only descriptors of sockets outside the table cost one `getxattr` more.
+    func scan(wanted: Set<UInt64>?, tcpInodes: Set<UInt64>? = nil) -> Result {
         let pids = listProcesses()
         let workers = max(1, min(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 8, pids.count))
         let results = WorkerResults(workers: workers)
@@ -38,6 +44,7 @@ struct ProcessSocketScanner {
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             var link = [CChar](repeating: 0, count: 64)
             var found: [(UInt64, SocketOwner)] = []
+            var unlisted: [(pid: Int32, fd: Int32)] = []
             var scanned = 0, denied = 0
             while true {
                 // Processes are handed out one at a time, so a few huge ones do not pile onto one worker.
@@ -49,11 +56,14 @@ struct ProcessSocketScanner {
                     if error.code == EACCES || error.code == EPERM { denied += 1 }
                 case .success(let fds):
                     scanned += 1
-                    Self.scanDescriptors(fds, pid: pid, procRoot: procRoot, wanted: wanted, link: &link, into: &found)
+                    Self.scanDescriptors(
+                        fds, pid: pid, procRoot: procRoot, wanted: wanted, tcpInodes: tcpInodes, link: &link,
+                        into: &found, unlisted: &unlisted)
                     system_closedir(fds)
                 }
             }
             results.found[worker] = found
+            results.unlisted[worker] = unlisted
             results.scanned[worker] = scanned
             results.denied[worker] = denied
         }
@@ -65,7 +75,8 @@ struct ProcessSocketScanner {
         return Result(
             owners: owners,
             coverage: AttributionCoverage(
-                processesScanned: results.scanned.reduce(0, +), processesDenied: results.denied.reduce(0, +)))
+                processesScanned: results.scanned.reduce(0, +), processesDenied: results.denied.reduce(0, +)),
+            unlisted: results.unlisted.flatMap { $0 })
     }
 
     /// The numeric entries of `/proc`.
@@ -80,8 +91,8 @@ struct ProcessSocketScanner {
     }
 
     private static func scanDescriptors(
-        _ fds: OpaquePointer, pid: Int32, procRoot: String, wanted: Set<UInt64>?, link: inout [CChar],
-        into found: inout [(UInt64, SocketOwner)]
+        _ fds: OpaquePointer, pid: Int32, procRoot: String, wanted: Set<UInt64>?, tcpInodes: Set<UInt64>?,
+        link: inout [CChar], into found: inout [(UInt64, SocketOwner)], unlisted: inout [(pid: Int32, fd: Int32)]
     ) {
         var name: String?
         let dirFD = system_dirfd(fds)
@@ -95,10 +106,23 @@ struct ProcessSocketScanner {
                 }
             }
             guard length > 0, let inode = socketInode(link, length: length) else { continue }
+            if let tcpInodes, !tcpInodes.contains(inode), isTCP("\(procRoot)/\(pid)/fd/\(fd)") {
+                unlisted.append((pid, fd))
+            }
             if let wanted, !wanted.contains(inode) { continue }
             if name == nil { name = commandName(pid: pid, procRoot: procRoot) }
             found.append((inode, SocketOwner(pid: pid, name: name ?? "?", fd: fd)))
         }
+    }
+
+    /// Whether the socket behind `/proc/PID/fd/N` is TCP (`system.sockprotoname` is `TCP` or `TCPv6`), which
+    /// keeps UNIX, UDP, netlink, packet and every other family out.
+    private static func isTCP(_ path: String) -> Bool {
+        var name = [UInt8](repeating: 0, count: 16)
+        let length = name.withUnsafeMutableBytes { (try? system_getxattr(path, "system.sockprotoname", $0.baseAddress!, $0.count).get()) ?? -1 }
+        guard length >= 3 else { return false }
+        let text = name.prefix(length).prefix { $0 != 0 }
+        return text.elementsEqual("TCP".utf8) || text.elementsEqual("TCPv6".utf8)
     }
 
     /// A directory entry's name as a number when it is all digits; `nil` for `self`, `.`, ...
