@@ -40,11 +40,13 @@ public struct SocketProbe: Sendable {
     ///   - states: The states to read; with netlink the kernel filters, so unwanted sockets cost nothing.
     ///   - owners: Which sockets to attribute to processes.
     ///   - kernelContext: Also read counters and sysctls (the doctor needs them; a listing does not).
+    ///   - tcpInfo: Read each socket's `tcp_info` and memory (netlink only; `/proc` has neither).
     ///   - orphanedDescriptors: While the owner walk runs, also find TCP descriptors whose sockets are not in
     ///     the table (``Snapshot/orphanedSocketDescriptors``); needs `states` to be `.all`.
     /// - Throws: ``ProbeError`` when neither source can be read.
     public func snapshot(
-        states: TCPStateSet = .all, owners: OwnerLookup = .none, kernelContext: Bool = true, orphanedDescriptors: Bool = false
+        states: TCPStateSet = .all, owners: OwnerLookup = .none, kernelContext: Bool = true, tcpInfo: Bool = false,
+        orphanedDescriptors: Bool = false
     ) throws -> Snapshot {
         #if os(Linux)
         var records: [SocketRecord] = []
@@ -52,14 +54,14 @@ public struct SocketProbe: Sendable {
         let used: SourceKind
         switch source {
         case .netlink:
-            try SockDiagDump.dump(states: states, into: &records)
+            try SockDiagDump.dump(states: states, info: tcpInfo, into: &records)
             used = .netlink
         case .proc:
             try readProc(states: states, into: &records)
             used = .proc
         case .auto:
             do {
-                try SockDiagDump.dump(states: states, into: &records)
+                try SockDiagDump.dump(states: states, info: tcpInfo, into: &records)
                 used = .netlink
             } catch let error as ProbeError where error.code == .netlinkUnavailable {
                 records.removeAll()

@@ -109,5 +109,41 @@ struct DoctorBeyondSSIntegrationTests {
         server.signal(SIGTERM)
         #expect(server.waitForExit(timeout: 30) == 0)
     }
+
+    /// `linger sockets -i` reads the same tcp_info as `ss -i`: the values that do not move on an idle
+    /// connection (cwnd, rto, bytes acknowledged) agree socket by socket.
+    @Test func socketsDashIAgreesWithSSDashI() throws {
+        let ns = try TestNamespace()
+        defer { ns.tearDown() }
+        _ = try ns.start(["server", "--port", "7300"])
+        _ = try ns.start(["clients", "--port", "7300", "--count", "4", "--then", "hold"])
+        try ns.waitFor("ESTABLISHED", atLeast: 8)
+        usleep(300_000)
+        let ours = try linger(["sockets", "-i", "--json", "--netns", ns.name, "--state", "established"])
+        let sockets = try #require(try ours.json()["sockets"] as? [[String: Any]])
+        #expect(sockets.count == 8)
+        let theirs = try ns.exec(["ss", "-Htni", "state", "established"]).stdout
+        // ss prints each socket on one line (-H, -n) followed by its info line.
+        let lines = theirs.split(separator: "\n").map(String.init)
+        func value(_ name: String, in line: String) -> Int? {
+            guard let range = line.range(of: " \(name):") else { return nil }
+            return Int(line[range.upperBound...].prefix { $0.isNumber })
+        }
+        var compared = 0
+        for socket in sockets {
+            let local = try #require(socket["local"] as? [String: Any])
+            let port = try #require(local["port"] as? Int)
+            let info = try #require(socket["info"] as? [String: Any], "every ESTABLISHED socket has info")
+            guard let index = lines.firstIndex(where: { $0.contains("127.0.0.1:\(port) ") }), index + 1 < lines.count else { continue }
+            let infoLine = lines[index + 1]
+            #expect(value("cwnd", in: infoLine) == info["cwnd"] as? Int, "port \(port): \(infoLine)")
+            #expect(value("rto", in: infoLine) == (info["rtoUs"] as? Int).map { $0 / 1000 }, "port \(port): \(infoLine)")
+            #expect(value("bytes_acked", in: infoLine) ?? 0 == info["bytesAcked"] as? Int, "port \(port): ss omits zeros: \(infoLine)")
+            compared += 1
+        }
+        #expect(compared == 8, "\(theirs)")
+        let text = try linger(["sockets", "-i", "--netns", ns.name, "--state", "established"]).stdout
+        #expect(text.split(separator: "\n").filter { $0.hasPrefix("\t rtt:") }.count == 8, "\(text)")
+    }
 }
 }

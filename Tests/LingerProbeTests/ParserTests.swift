@@ -61,6 +61,46 @@ struct NetlinkParserTests {
         #expect(throws: ProbeError.self) { try short.withUnsafeBytes { try InetDiagReplyParser().parse($0, into: &records) } }
     }
 
+    /// One message: a fixture's first record, then INET_DIAG_INFO (a tcp_info with known values) and
+    /// INET_DIAG_SKMEMINFO attributes, as the kernel lays them out.
+    @Test func readsTCPInfoAndMemoryAttributes() throws {
+        let dump = try fixture("sock-diag-v4.nldump")
+        var message = Array(dump[0..<(16 + 72)])
+        func put32(_ value: UInt32, at offset: Int, in bytes: inout [UInt8]) {
+            withUnsafeBytes(of: value.littleEndian) { bytes.replaceSubrange(offset..<(offset + 4), with: $0) }
+        }
+        var info = [UInt8](repeating: 0, count: 4 + 232)
+        info[0] = UInt8(info.count & 0xFF); info[1] = UInt8(info.count >> 8); info[2] = 2
+        info[4 + 2] = 5  // tcpi_retransmits
+        info[4 + 4] = 3  // tcpi_backoff
+        put32(1_632_000, at: 4 + 8, in: &info)  // rto
+        put32(7, at: 4 + 24, in: &info)  // unacked
+        put32(6_400, at: 4 + 56, in: &info)  // last_ack_recv
+        put32(67, at: 4 + 68, in: &info)  // rtt
+        put32(10, at: 4 + 80, in: &info)  // cwnd
+        put32(9, at: 4 + 100, in: &info)  // total_retrans
+        put32(4242, at: 4 + 120, in: &info)  // bytes_acked (low half)
+        var memory = [UInt8](repeating: 0, count: 4 + 36)
+        memory[0] = UInt8(memory.count); memory[2] = 7
+        put32(131_072, at: 4 + 4, in: &memory)
+        put32(3, at: 4 + 32, in: &memory)
+        message += info + memory
+        put32(UInt32(message.count), at: 0, in: &message)
+        var records: [SocketRecord] = []
+        _ = try message.withUnsafeBytes { try InetDiagReplyParser(readsInfo: true).parse($0, into: &records) }
+        let parsed = try #require(records.first?.info)
+        #expect(parsed.retransmits == 5 && parsed.backoff == 3 && parsed.rtoMicroseconds == 1_632_000)
+        #expect(parsed.unacked == 7 && parsed.lastAckMilliseconds == 6_400 && parsed.rttMicroseconds == 67)
+        #expect(parsed.congestionWindow == 10 && parsed.totalRetransmits == 9 && parsed.bytesAcked == 4242)
+        #expect(parsed.memory == SocketMemory(receiveQueued: 0, receiveBuffer: 131_072, sendQueued: 0, sendBuffer: 0, drops: 3))
+        // An attribute that claims more than the message holds is ignored, not read past.
+        var lying = message
+        lying[16 + 72] = 0xFF; lying[16 + 72 + 1] = 0x7F
+        var again: [SocketRecord] = []
+        _ = try lying.withUnsafeBytes { try InetDiagReplyParser(readsInfo: true).parse($0, into: &again) }
+        #expect(again.count == 1 && again[0].info == nil)
+    }
+
     @Test func reportsKernelErrors() throws {
         // nlmsghdr(len 36, NLMSG_ERROR) + errno -EPERM + the echoed header.
         var message: [UInt8] = [36, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]

@@ -12,9 +12,13 @@ struct Sockets: ParsableCommand {
               linger sockets --summary -p                     counts per state and per process
               linger sockets --remote-port 5432 --json        sockets to PostgreSQL as JSON
               linger sockets --netns blue --state listen      listeners in namespace blue
+              linger sockets -i --state established           rtt, cwnd, retransmits, last ACK per connection
             JSON: {"takenAt", "source", "sockets": [{"state", "local": {"address", "port"}, "remote", "recvQ", \
             "sendQ", "inode", "uid", "cookie", "timer": {"name", "expiresMs", "retransmits"} | null, \
-            "processes": [{"pid", "name", "fd"}]}]}. With --summary: {"total", "states": {every state, zeros \
+            "processes": [{"pid", "name", "fd"}], "info" (-i): {"rttUs", "rttVarUs", "rtoUs", "backoff", "cwnd", \
+            "retransmits", "totalRetransmits", "unacked", "lastSendMs", "lastReceiveMs", "lastAckMs", "bytesAcked", \
+            "bytesReceived", "deliveryRateBytesPerSecond", "memory": {"receiveQueued", "receiveBuffer", "sendQueued", \
+            "sendBuffer", "drops"}} | null}]}. With --summary: {"total", "states": {every state, zeros \
             included}, "processes": [{"pid", "name", "total", "states"}]} (-p only).
             """
     )
@@ -26,6 +30,11 @@ struct Sockets: ParsableCommand {
     @Flag(name: [.customShort("p"), .customLong("processes")], help: "Show the processes holding each socket (reads /proc/PID/fd; root sees all).")
     var processes = false
 
+    @Flag(name: [.customShort("i"), .customLong("info")], help: ArgumentHelp(
+        "Show tcp_info and memory under each socket, as ss -i (rtt, rto, backoff, cwnd, retransmits, unacked, last send/receive/ack, bytes, delivery rate, skmem).",
+        discussion: "Netlink only: /proc/net/tcp has no tcp_info."))
+    var info = false
+
     @Flag(help: "Print counts by state (and by process with -p) instead of the sockets.")
     var summary = false
 
@@ -33,7 +42,8 @@ struct Sockets: ParsableCommand {
         let filter = try filterOptions.makeFilter()
         let probe = try probeOptions.makeProbe()
         let wantOwners = processes || filter.needsOwners
-        let snapshot = try probe.snapshot(states: filter.states, owners: wantOwners ? .all : .none, kernelContext: false)
+        if info && probe.source == .proc { throw ValidationError("-i needs netlink: /proc/net/tcp has no tcp_info (drop --source proc)") }
+        let snapshot = try probe.snapshot(states: filter.states, owners: wantOwners ? .all : .none, kernelContext: false, tcpInfo: info)
         let records = filter.checksMoreThanStates ? snapshot.records.filter(filter.matches) : snapshot.records
         if let coverage = snapshot.attribution, coverage.processesDenied > 0 {
             StandardOutput.note(
@@ -49,7 +59,7 @@ struct Sockets: ParsableCommand {
             }
             return
         }
-        let renderer = SocketTableRenderer(showOwners: wantOwners)
+        let renderer = SocketTableRenderer(showOwners: wantOwners, showInfo: info)
         if output.json { renderer.json(records, snapshot: snapshot) } else { renderer.text(records) }
     }
 }

@@ -7,6 +7,8 @@ import LingerCore
 /// table never sits in memory twice (records plus their text).
 struct SocketTableRenderer {
     var showOwners: Bool
+    /// A second line per socket with `tcp_info` and memory, as `ss -i` (and `-m`) print it; "info" in JSON.
+    var showInfo = false
     /// Receives each finished chunk of output (stdout in the CLI).
     var emit: ([UInt8]) -> Void = { StandardOutput.write($0) }
 
@@ -69,8 +71,74 @@ struct SocketTableRenderer {
                 out.append(UInt8(ascii: ")"))
             }
             out.append(UInt8(ascii: "\n"))
+            if showInfo, let info = record.info { infoLine(info, &out) }
         }
         emit(out)
+    }
+
+    /// `\t rtt:0.067/0.006 rto:204 backoff:0 cwnd:10 retrans:0/0 unacked:0 lastsnd:… lastrcv:… lastack:…
+    /// bytes_acked:… bytes_received:… delivery_rate:…bps skmem:(r0,rb…,t0,tb…,d0)`: ss's names and units
+    /// (RTTs in ms with three decimals, rto in ms, the rest as the kernel counts).
+    private func infoLine(_ info: TCPInfo, _ out: inout [UInt8]) {
+        out.append(contentsOf: "\t rtt:".utf8)
+        milliseconds(info.rttMicroseconds, &out)
+        out.append(UInt8(ascii: "/"))
+        milliseconds(info.rttVarianceMicroseconds, &out)
+        out.append(contentsOf: " rto:".utf8)
+        appendDecimal(UInt64(info.rtoMicroseconds / 1000), to: &out)
+        out.append(contentsOf: " backoff:".utf8)
+        appendDecimal(UInt64(info.backoff), to: &out)
+        out.append(contentsOf: " cwnd:".utf8)
+        appendDecimal(UInt64(info.congestionWindow), to: &out)
+        out.append(contentsOf: " retrans:".utf8)
+        appendDecimal(UInt64(info.retransmits), to: &out)
+        out.append(UInt8(ascii: "/"))
+        appendDecimal(UInt64(info.totalRetransmits), to: &out)
+        out.append(contentsOf: " unacked:".utf8)
+        appendDecimal(UInt64(info.unacked), to: &out)
+        out.append(contentsOf: " lastsnd:".utf8)
+        appendDecimal(UInt64(info.lastSendMilliseconds), to: &out)
+        out.append(contentsOf: " lastrcv:".utf8)
+        appendDecimal(UInt64(info.lastReceiveMilliseconds), to: &out)
+        out.append(contentsOf: " lastack:".utf8)
+        appendDecimal(UInt64(info.lastAckMilliseconds), to: &out)
+        if let acked = info.bytesAcked {
+            out.append(contentsOf: " bytes_acked:".utf8)
+            appendDecimal(acked, to: &out)
+        }
+        if let received = info.bytesReceived {
+            out.append(contentsOf: " bytes_received:".utf8)
+            appendDecimal(received, to: &out)
+        }
+        if let rate = info.deliveryRate {
+            out.append(contentsOf: " delivery_rate:".utf8)
+            appendDecimal(rate &* 8, to: &out)
+            out.append(contentsOf: "bps".utf8)
+        }
+        if let memory = info.memory {
+            out.append(contentsOf: " skmem:(r".utf8)
+            appendDecimal(UInt64(memory.receiveQueued), to: &out)
+            out.append(contentsOf: ",rb".utf8)
+            appendDecimal(UInt64(memory.receiveBuffer), to: &out)
+            out.append(contentsOf: ",t".utf8)
+            appendDecimal(UInt64(memory.sendQueued), to: &out)
+            out.append(contentsOf: ",tb".utf8)
+            appendDecimal(UInt64(memory.sendBuffer), to: &out)
+            out.append(contentsOf: ",d".utf8)
+            appendDecimal(UInt64(memory.drops), to: &out)
+            out.append(UInt8(ascii: ")"))
+        }
+        out.append(UInt8(ascii: "\n"))
+    }
+
+    /// Microseconds as milliseconds with three decimals (`67` → `0.067`).
+    private func milliseconds(_ microseconds: UInt32, _ out: inout [UInt8]) {
+        appendDecimal(UInt64(microseconds / 1000), to: &out)
+        out.append(UInt8(ascii: "."))
+        let fraction = microseconds % 1000
+        if fraction < 100 { out.append(UInt8(ascii: "0")) }
+        if fraction < 10 { out.append(UInt8(ascii: "0")) }
+        appendDecimal(UInt64(fraction), to: &out)
     }
 
     /// `{"takenAt": ..., "source": ..., "sockets": [...]}` — the listing contract of `linger sockets --json`.
@@ -118,10 +186,42 @@ struct SocketTableRenderer {
                 field("fd", UInt64(owner.fd), &out)
                 out.append(UInt8(ascii: "}"))
             }
-            out.append(contentsOf: "]}".utf8)
+            out.append(UInt8(ascii: "]"))
+            if showInfo { infoJSON(record.info, &out) }
+            out.append(UInt8(ascii: "}"))
         }
         out.append(contentsOf: "\n]}\n".utf8)
         emit(out)
+    }
+
+    /// `,"info":{"rttUs",…}` or `,"info":null` (TIME_WAIT and request sockets have none).
+    private func infoJSON(_ info: TCPInfo?, _ out: inout [UInt8]) {
+        guard let info else { return out.append(contentsOf: ",\"info\":null".utf8) }
+        out.append(contentsOf: ",\"info\":{\"rttUs\":".utf8)
+        appendDecimal(UInt64(info.rttMicroseconds), to: &out)
+        field("rttVarUs", UInt64(info.rttVarianceMicroseconds), &out)
+        field("rtoUs", UInt64(info.rtoMicroseconds), &out)
+        field("backoff", UInt64(info.backoff), &out)
+        field("cwnd", UInt64(info.congestionWindow), &out)
+        field("retransmits", UInt64(info.retransmits), &out)
+        field("totalRetransmits", UInt64(info.totalRetransmits), &out)
+        field("unacked", UInt64(info.unacked), &out)
+        field("lastSendMs", UInt64(info.lastSendMilliseconds), &out)
+        field("lastReceiveMs", UInt64(info.lastReceiveMilliseconds), &out)
+        field("lastAckMs", UInt64(info.lastAckMilliseconds), &out)
+        if let value = info.bytesAcked { field("bytesAcked", value, &out) }
+        if let value = info.bytesReceived { field("bytesReceived", value, &out) }
+        if let value = info.deliveryRate { field("deliveryRateBytesPerSecond", value, &out) }
+        if let memory = info.memory {
+            out.append(contentsOf: ",\"memory\":{\"receiveQueued\":".utf8)
+            appendDecimal(UInt64(memory.receiveQueued), to: &out)
+            field("receiveBuffer", UInt64(memory.receiveBuffer), &out)
+            field("sendQueued", UInt64(memory.sendQueued), &out)
+            field("sendBuffer", UInt64(memory.sendBuffer), &out)
+            field("drops", UInt64(memory.drops), &out)
+            out.append(UInt8(ascii: "}"))
+        }
+        out.append(UInt8(ascii: "}"))
     }
 
     private func endpoint(_ endpoint: Endpoint, _ out: inout [UInt8]) {

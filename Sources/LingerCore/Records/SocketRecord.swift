@@ -22,12 +22,15 @@ public struct SocketRecord: Sendable, Hashable {
     /// The processes holding a descriptor for this socket; empty unless attribution ran. One socket can be
     /// held by several processes (after `fork`) or several fds.
     public var owners: [SocketOwner]
+    /// `tcp_info` and socket memory, when asked for (`linger sockets -i`; netlink only).
+    public var info: TCPInfo?
 
     public init(
         state: TCPState, local: Endpoint, remote: Endpoint, recvQ: UInt32 = 0, sendQ: UInt32 = 0,
         timer: SocketTimer? = nil, uid: UInt32 = 0, inode: UInt64 = 0, cookie: UInt64 = 0,
-        owners: [SocketOwner] = []
+        owners: [SocketOwner] = [], info: TCPInfo? = nil
     ) {
+        self.info = info
         self.state = state
         self.local = local
         self.remote = remote

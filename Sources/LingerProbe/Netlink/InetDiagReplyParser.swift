@@ -19,7 +19,10 @@ package struct InetDiagReplyParser {
     static let nlmsgError: UInt16 = 2
     static let nlmsgDone: UInt16 = 3
 
-    package init() {}
+    /// Whether to decode INET_DIAG_INFO and INET_DIAG_SKMEMINFO into ``SocketRecord/info``.
+    package var readsInfo = false
+
+    package init(readsInfo: Bool = false) { self.readsInfo = readsInfo }
 
     /// Parses every message in `bytes`, appending records to `records`.
     /// - Throws: ``ProbeError`` with `.netlinkUnavailable` when the kernel answered with an error message,
@@ -43,7 +46,13 @@ package struct InetDiagReplyParser {
                 guard length >= Self.headerLength + Self.messageLength else {
                     throw ProbeError(.malformedReply, "sock_diag message of \(length) bytes is shorter than inet_diag_msg")
                 }
-                if let record = Self.record(bytes, at: offset + Self.headerLength) { records.append(record) }
+                if var record = Self.record(bytes, at: offset + Self.headerLength) {
+                    if readsInfo {
+                        let attributes = offset + Self.headerLength + Self.messageLength
+                        record.info = Self.info(bytes, from: attributes, to: offset + length)
+                    }
+                    records.append(record)
+                }
             default:
                 break
             }
@@ -80,6 +89,42 @@ package struct InetDiagReplyParser {
             recvQ: rqueue, sendQ: wqueue, timer: timer, uid: uid, inode: UInt64(inode),
             cookie: cookieHigh << 32 | cookieLow
         )
+    }
+
+    static let attributeInfo: UInt16 = 2  // INET_DIAG_INFO: struct tcp_info
+    static let attributeMemory: UInt16 = 7  // INET_DIAG_SKMEMINFO: u32[SK_MEMINFO_VARS]
+
+    /// Decodes the attributes after an `inet_diag_msg` (`struct rtattr`: u16 length, u16 type, 4-byte
+    /// aligned). Fields the kernel did not send (an older, shorter `tcp_info`) stay absent; a length that runs
+    /// past the message ends the walk.
+    static func info(_ b: UnsafeRawBufferPointer, from start: Int, to end: Int) -> TCPInfo? {
+        var info: TCPInfo?
+        var memory: SocketMemory?
+        var offset = start
+        while offset + 4 <= end {
+            let length = Int(b.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+            let type = b.loadUnaligned(fromByteOffset: offset + 2, as: UInt16.self) & 0x3FFF
+            guard length >= 4, offset + length <= end else { break }
+            let payload = offset + 4, size = length - 4
+            func u8(_ at: Int) -> UInt8 { b[payload + at] }
+            func u32(_ at: Int) -> UInt32 { b.loadUnaligned(fromByteOffset: payload + at, as: UInt32.self) }
+            func u64(_ at: Int) -> UInt64? { at + 8 <= size ? b.loadUnaligned(fromByteOffset: payload + at, as: UInt64.self) : nil }
+            if type == attributeInfo, size >= 104 {
+                info = TCPInfo(
+                    rttMicroseconds: u32(68), rttVarianceMicroseconds: u32(72), rtoMicroseconds: u32(8), congestionWindow: u32(80),
+                    retransmits: u8(2), totalRetransmits: u32(100), backoff: u8(4), unacked: u32(24),
+                    lastSendMilliseconds: u32(44), lastReceiveMilliseconds: u32(52), lastAckMilliseconds: u32(56),
+                    bytesAcked: u64(120), bytesReceived: u64(128), deliveryRate: u64(160))
+            } else if type == attributeMemory, size >= 36 {
+                memory = SocketMemory(receiveQueued: u32(0), receiveBuffer: u32(4), sendQueued: u32(8), sendBuffer: u32(12), drops: u32(32))
+            }
+            offset += (length + 3) & ~3
+        }
+        if let memory {
+            if info == nil { info = TCPInfo() }
+            info?.memory = memory
+        }
+        return info
     }
 
     @inline(__always)
