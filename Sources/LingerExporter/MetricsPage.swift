@@ -28,7 +28,9 @@ struct MetricsPage {
         for p in closeWait.prefix(topN) {
             let labels = [("pid", String(p.pid)), ("process", p.name)]
             gauge("tcp_close_wait_sockets", "", "CLOSE_WAIT sockets held by a process (top processes, then other).", labels).record(Double(p.count))
-            gauge("tcp_close_wait_oldest", "seconds", "How long the process's oldest CLOSE_WAIT socket has been stuck, by inode.", labels)
+            gauge("tcp_close_wait_oldest", "seconds",
+                  "How long the process's oldest CLOSE_WAIT socket has been stuck; age_source kernel-last-ack (tcp_info) or first-seen (since the exporter saw it).",
+                  labels + [("age_source", p.oldestAgeSource.rawValue)])
                 .record(p.oldestAgeSeconds)
             gauge("tcp_close_wait_leak", "", "1 when the process is reported as leaking CLOSE_WAIT sockets.", labels)
                 .record(Double(p.leakReason == nil ? 0 : 1))

@@ -95,7 +95,7 @@ final class ScrapeWorker: @unchecked Sendable {
                 }
                 let snapshot = try probe.snapshot(
                     owners: .states(TCPStateSet([.closeWait, .established, .listen, .finWait2, .synSent]), retransmitting: true),
-                    orphanedDescriptors: true)
+                    tcpInfo: true, orphanedDescriptors: true)
                 let report = tracker.update(snapshot)
                 let elapsed = (ContinuousClock.now - start).components
                 let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18

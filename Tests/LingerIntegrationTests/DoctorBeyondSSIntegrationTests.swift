@@ -134,7 +134,9 @@ struct DoctorBeyondSSIntegrationTests {
             let local = try #require(socket["local"] as? [String: Any])
             let port = try #require(local["port"] as? Int)
             let info = try #require(socket["info"] as? [String: Any], "every ESTABLISHED socket has info")
-            guard let index = lines.firstIndex(where: { $0.contains("127.0.0.1:\(port) ") }), index + 1 < lines.count else { continue }
+            // With a state filter ss drops its State column: Recv-Q, Send-Q, Local, Peer.
+            guard let index = lines.firstIndex(where: { !$0.hasPrefix("\t") && $0.split(separator: " ").dropFirst(2).first == "127.0.0.1:\(port)" }),
+                  index + 1 < lines.count else { continue }
             let infoLine = lines[index + 1]
             #expect(value("cwnd", in: infoLine) == info["cwnd"] as? Int, "port \(port): \(infoLine)")
             #expect(value("rto", in: infoLine) == (info["rtoUs"] as? Int).map { $0 / 1000 }, "port \(port): \(infoLine)")
@@ -144,6 +146,35 @@ struct DoctorBeyondSSIntegrationTests {
         #expect(compared == 8, "\(theirs)")
         let text = try linger(["sockets", "-i", "--netns", ns.name, "--state", "established"]).stdout
         #expect(text.split(separator: "\n").filter { $0.hasPrefix("\t rtt:") }.count == 8, "\(text)")
+    }
+
+    /// A watch started after the leak began reports the real age from the kernel (tcp_info's last ACK, the
+    /// FIN's arrival), not 0 s from when it first looked; the exporter says where its age came from too.
+    @Test func closeWaitAgesComeFromTheKernelNotFromWhenWeFirstLooked() throws {
+        let ns = try TestNamespace()
+        defer { ns.tearDown() }
+        let leaky = try ns.start(["server", "--port", "7001", "--on-eof", "hold"])
+        _ = try ns.start(["clients", "--port", "7001", "--count", "6", "--then", "close"])
+        try ns.waitFor("CLOSE_WAIT", atLeast: 6)
+        let stuckSince = Date()
+        sleep(3)
+        let watch = try linger(["watch", "--netns", ns.name, "--json", "--duration", "1", "--interval", "1"])
+        let line = try #require(watch.stdout.split(separator: "\n").first)
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let process = try #require((report["closeWait"] as? [[String: Any]])?.first, "\(line)")
+        #expect(process["pid"] as? Int == Int(leaky.pid))
+        #expect(process["oldestAgeSource"] as? String == "kernel-last-ack")
+        let age = try #require(process["oldestAgeSeconds"] as? Double)
+        #expect(age >= 2.5 && age <= Date().timeIntervalSince(stuckSince) + 1, "age \(age) s for a socket stuck about 3 s")
+
+        let exporter = try ns.linger(["export", "--listen", "127.0.0.1:9977"])
+        try exporter.waitForStderr("serving metrics")
+        let metrics = try ns.exec(["curl", "-s", "--max-time", "5", "http://127.0.0.1:9977/metrics"]).stdout
+        let oldest = metrics.split(separator: "\n").first { $0.hasPrefix("linger_tcp_close_wait_oldest_seconds{") }
+        #expect(oldest?.contains("age_source=\"kernel-last-ack\"") == true, "\(oldest ?? "")")
+        #expect((oldest?.split(separator: " ").last.flatMap { Double($0) } ?? 0) >= 2.5, "\(oldest ?? "")")
+        exporter.signal(SIGTERM)
+        #expect(exporter.waitForExit(timeout: 10) == 0)
     }
 }
 }

@@ -12,10 +12,13 @@ struct Watch: ParsableCommand {
         discussion: """
             Refreshes in place on a terminal (like top); with --plain, or when stdout is not a terminal, prints \
             one line per interval; with --json, one JSON object per interval (newline-delimited). A process is \
-            reported as leaking when its oldest CLOSE_WAIT socket (tracked by inode) is older than --leak-age, \
-            or when its CLOSE_WAIT count rose at each of the last 3 intervals.
+            reported as leaking when its oldest CLOSE_WAIT socket is older than --leak-age, or when its \
+            CLOSE_WAIT count rose at each of the last 3 intervals. Ages come from the kernel where it can tell \
+            (tcp_info's time since the last ACK arrived, which for a CLOSE_WAIT socket with no traffic since is \
+            the FIN's arrival), so a socket stuck for hours shows hours from the first interval; otherwise from \
+            when the watch first saw the socket (shown as ≥AGE; oldestAgeSource first-seen in JSON).
             JSON fields: takenAt, counts, deltas (null at first), closeWait [{pid, process, count, \
-            oldestAgeSeconds, growthPerMinute, leak, reason}], timeWait [{local, remote, remotePort, count, \
+            oldestAgeSeconds, oldestAgeSource (kernel-last-ack | first-seen), growthPerMinute, leak, reason}], timeWait [{local, remote, remotePort, count, \
             portShare}], findings [{id, severity, summary}].
             """
     )
@@ -66,7 +69,8 @@ struct Watch: ParsableCommand {
             var snapshot: Snapshot
             do {
                 snapshot = try probe.snapshot(
-                    owners: .states(TCPStateSet([.closeWait, .listen, .finWait2, .synSent]), retransmitting: true), orphanedDescriptors: true)
+                    owners: .states(TCPStateSet([.closeWait, .listen, .finWait2, .synSent]), retransmitting: true),
+                    tcpInfo: true, orphanedDescriptors: true)
             } catch let error as ProbeError {
                 StandardOutput.note(error.message)
                 throw ExitCode.failure

@@ -27,7 +27,9 @@ struct WatchRenderer {
         } else {
             lines.append("CLOSE_WAIT by process".padding(34) + "COUNT".leftPadding(7) + "OLDEST".leftPadding(9) + "PER MIN".leftPadding(9) + "  LEAK")
             for p in report.closeWaitByProcess.prefix(10) {
-                lines.append("\(p.name) (pid \(p.pid))".padding(34) + String(p.count).leftPadding(7) + age(p.oldestAgeSeconds).leftPadding(9)
+                // "≥" marks an age counted from when this watch first saw the socket: the real one may be longer.
+                let oldest = (p.oldestAgeSource == .firstSeen ? "≥" : "") + age(p.oldestAgeSeconds)
+                lines.append("\(p.name) (pid \(p.pid))".padding(34) + String(p.count).leftPadding(7) + oldest.leftPadding(9)
                     + String(Int(p.growthPerMinute.rounded())).leftPadding(9) + "  " + (p.leakReason ?? "-"))
             }
             if report.unownedCloseWait > 0 { lines.append("(owner unknown)".padding(34) + String(report.unownedCloseWait).leftPadding(7)) }
@@ -72,6 +74,7 @@ struct WatchRenderer {
             let fields: [(String, JSONValue)] = [
                 ("pid", .number(p.pid)), ("process", .string(p.name)), ("count", .number(p.count)),
                 ("oldestAgeSeconds", .double((p.oldestAgeSeconds * 10).rounded() / 10)),
+                ("oldestAgeSource", .string(p.oldestAgeSource.rawValue)),
                 ("growthPerMinute", .double((p.growthPerMinute * 10).rounded() / 10)),
                 ("leak", .bool(p.leakReason != nil)), ("reason", p.leakReason.map(JSONValue.string) ?? .null),
             ]

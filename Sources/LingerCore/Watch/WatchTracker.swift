@@ -30,20 +30,24 @@ public struct WatchTracker: Sendable {
         }
         previousCounts = counts
 
-        // Ages: an inode first seen in CLOSE_WAIT keeps its first time until it leaves the state.
+        // Ages: the kernel's clock where the snapshot has tcp_info (time since the last ACK arrived: for a
+        // CLOSE_WAIT socket with no traffic since, the FIN's arrival), else since this tracker first saw the
+        // inode in CLOSE_WAIT. Both are lower bounds of the true age; the larger one is kept, with its source.
         var seenNow = Set<UInt64>()
-        var byProcess: [Int32: (name: String, count: Int, oldest: Double)] = [:]
+        var byProcess: [Int32: (name: String, count: Int, oldest: Double, source: CloseWaitAgeSource)] = [:]
         var unowned = 0
         for record in snapshot.records where record.state == .closeWait {
             if record.inode != 0 {
                 seenNow.insert(record.inode)
                 if firstSeen[record.inode] == nil { firstSeen[record.inode] = now }
             }
-            let age = record.inode != 0 ? now - (firstSeen[record.inode] ?? now) : 0
+            let watched = record.inode != 0 ? now - (firstSeen[record.inode] ?? now) : 0
+            let kernel = record.info.map { Double($0.lastAckMilliseconds) / 1000 }
+            let (age, source) = kernel.map { $0 >= watched ? ($0, CloseWaitAgeSource.kernelLastAck) : (watched, .firstSeen) } ?? (watched, .firstSeen)
             guard let owner = record.owners.first else { unowned += 1; continue }
-            var entry = byProcess[owner.pid] ?? (owner.name, 0, 0)
+            var entry = byProcess[owner.pid] ?? (owner.name, 0, 0, .firstSeen)
             entry.count += 1
-            entry.oldest = max(entry.oldest, age)
+            if age >= entry.oldest { (entry.oldest, entry.source) = (age, source) }
             byProcess[owner.pid] = entry
         }
         firstSeen = firstSeen.filter { seenNow.contains($0.key) }
@@ -70,7 +74,7 @@ public struct WatchTracker: Sendable {
                 : rising ? "count rose at each of the last \(risingSamples) intervals"
                 : nil
             return ProcessCloseWait(
-                pid: pid, name: entry.name, count: entry.count, oldestAgeSeconds: entry.oldest,
+                pid: pid, name: entry.name, count: entry.count, oldestAgeSeconds: entry.oldest, oldestAgeSource: entry.source,
                 growthPerMinute: growth, leakReason: reason)
         }.sorted { $0.count != $1.count ? $0.count > $1.count : $0.pid < $1.pid }
 
@@ -97,13 +101,24 @@ public struct WatchReport: Sendable {
     public var leaks: [ProcessCloseWait] { closeWaitByProcess.filter { $0.leakReason != nil } }
 }
 
+/// Where a CLOSE_WAIT age came from.
+public enum CloseWaitAgeSource: String, Sendable, Hashable {
+    /// tcp_info's time since the last ACK arrived: the FIN's arrival when nothing came after it. Survives a
+    /// restart of the watcher: a socket stuck for hours shows hours.
+    case kernelLastAck = "kernel-last-ack"
+    /// Since this watcher first saw the socket (by inode) in CLOSE_WAIT: where tcp_info is missing (`/proc`).
+    case firstSeen = "first-seen"
+}
+
 /// One process's CLOSE_WAIT sockets over time.
 public struct ProcessCloseWait: Sendable, Hashable {
     public var pid: Int32
     public var name: String
     public var count: Int
-    /// How long its oldest CLOSE_WAIT socket (by inode) has been in the state, as far as the watch has seen.
+    /// How long its oldest CLOSE_WAIT socket has been in the state (a lower bound; see ``oldestAgeSource``).
     public var oldestAgeSeconds: Double
+    /// Where that age came from.
+    public var oldestAgeSource: CloseWaitAgeSource
     /// Change of its count per minute over the kept history.
     public var growthPerMinute: Double
     /// Why it counts as a leak; nil when it does not (yet).
