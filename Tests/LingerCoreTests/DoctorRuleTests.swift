@@ -267,3 +267,25 @@ struct UnreachablePeerRuleTests {
         #expect(findings([writer(5, state: .synSent)]).isEmpty, "a connect that never completes is syn-sent's")
     }
 }
+
+struct IdleWithoutKeepaliveRuleTests {
+    private func connection(idleSeconds: UInt32, timer: SocketTimer? = nil, port: UInt16 = 5432) -> SocketRecord {
+        SocketRecord(
+            state: .established, local: Endpoint(address: .v4(0x0A00_0001), port: 40000), remote: Endpoint(address: .v4(0x0A00_0002), port: port),
+            timer: timer, inode: 5, info: TCPInfo(lastSendMilliseconds: idleSeconds * 1000, lastReceiveMilliseconds: idleSeconds * 1000))
+    }
+
+    @Test func longIdleConnectionsWithoutKeepaliveAreANoteNotAnAlarm() throws {
+        let doctor = Doctor(rules: [IdleWithoutKeepalive()])
+        let diagnosis = doctor.diagnose(Snapshot(records: [connection(idleSeconds: 900), connection(idleSeconds: 700, port: 6379)]))
+        let finding = try #require(diagnosis.findings.first)
+        #expect(finding.severity == .info && diagnosis.status == .healthy)
+        #expect(finding.summary == "2 ESTABLISHED connections have been idle for over 600 s with keepalive off")
+        let keepalive = SocketTimer(kind: .keepalive, expiresInMilliseconds: 60_000, retransmits: 0)
+        #expect(doctor.diagnose(Snapshot(records: [connection(idleSeconds: 900, timer: keepalive)])).findings.isEmpty, "keepalive on")
+        #expect(doctor.diagnose(Snapshot(records: [connection(idleSeconds: 30)])).findings.isEmpty, "not idle long")
+        var noInfo = connection(idleSeconds: 900)
+        noInfo.info = nil
+        #expect(doctor.diagnose(Snapshot(records: [noInfo])).findings.isEmpty, "no tcp_info (/proc): nothing claimed")
+    }
+}

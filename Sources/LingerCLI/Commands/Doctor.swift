@@ -39,7 +39,7 @@ struct Doctor: ParsableCommand {
                 StandardOutput.note("waiting \(confirm) s for a second snapshot to confirm…")  // stderr: JSON stays clean
                 sleepSeconds(confirm)
             }
-            snapshot = try probe.snapshot(owners: doctor.needsOwners ? owners : .none, orphanedDescriptors: doctor.needsOwners)
+            snapshot = try probe.snapshot(owners: doctor.needsOwners ? owners : .none, tcpInfo: true, orphanedDescriptors: doctor.needsOwners)
         } catch let error as ProbeError {
             StandardOutput.note(error.message)
             throw ExitCode(3)

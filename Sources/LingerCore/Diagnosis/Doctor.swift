@@ -13,6 +13,7 @@ public struct Doctor: Sendable {
     /// Every rule Linger ships.
     public static let builtInRules: [any DiagnosisRule] = [
         CloseWaitLeak(), TimeWaitPressure(), FinWait2Stall(), ListenOverflow(), SynSentPileUp(), OrphanedSocketFDs(), UnreachablePeer(),
+        IdleWithoutKeepalive(),
     ]
 
     /// Whether any rule needs process owners, so the probe knows to scan `/proc/PID/fd`.

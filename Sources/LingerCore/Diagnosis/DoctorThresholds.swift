@@ -44,6 +44,9 @@ public struct DoctorThresholds: Sendable, Hashable {
     public var unreachableRetransmitsWarning = 3
     /// Retransmissions that make it critical (the eighth comes after about 50 s of silence).
     public var unreachableRetransmitsCritical = 8
+    /// Seconds an ESTABLISHED connection with no timer (keepalive off, nothing unacknowledged) may sit idle in
+    /// both directions before the doctor notes that a vanished peer would go unnoticed.
+    public var idleWithoutKeepaliveSeconds = 600.0
     /// Example sockets attached to each finding.
     public var examplesPerFinding = 3
 
