@@ -76,7 +76,7 @@ public struct LabRun: Sendable {
 public enum LabCatalog {
     public static let scenarios: [any LabScenario] = [
         CloseWaitLeakScenario(), LostGoodbyeScenario(), TimeWaitChurnScenario(), ReuseAddrRestartScenario(),
-        PortExhaustionScenario(), FinWait2Scenario(), TimeWaitSYNScenario(),
+        PortExhaustionScenario(), FinWait2Scenario(), TimeWaitSYNScenario(), HalfOpenScenario(),
     ]
 
     public static func scenario(named name: String) -> (any LabScenario)? {

@@ -103,6 +103,17 @@ struct LabIntegrationTests {
         #expect(held["stillInFinWait2"] as? Int == 10 && held["withATimer"] as? Int == 0)
     }
 
+    @Test func halfOpenPeer() throws {
+        let json = try runScenario("half-open")
+        let naive = try variant(json, "naive"), careful = try variant(json, "tcp-user-timeout")
+        #expect(naive["stateAfterWindow"] as? String == "ESTABLISHED" && naive["detectedWithinWindow"] as? Bool == false, "\(naive)")
+        #expect((naive["retransmissions"] as? Int ?? 0) >= 3)
+        #expect((naive["doctorFoundAfterSeconds"] as? Double ?? 99) <= 10, "\(naive)")
+        let detected = try #require(careful["detectedAfterSeconds"] as? Double, "\(careful)")
+        #expect(detected >= 2.5 && detected <= 6, "TCP_USER_TIMEOUT 3 s: \(careful)")
+        #expect(careful["error"] as? String == "ETIMEDOUT")
+    }
+
     @Test func reportWritesMarkdownAndSVG() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("linger-lab-report-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }

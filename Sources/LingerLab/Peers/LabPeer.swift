@@ -41,6 +41,8 @@ public enum LabPeer {
         case "tw-syn":
             timeWaitSYN(port: port, clientPort: UInt16(int("client-port", 45000)), sequence: options["sequence"] ?? "newer",
                         timestamp: options["timestamp"] ?? "none")
+        case "half-open-client":
+            halfOpenClient(host: options["host"] ?? "127.0.0.1", port: port, userTimeoutMilliseconds: int("user-timeout-ms", 0))
         case "bind":
             switch POSIX.listen(port: port, reuseAddress: int("reuseaddr", 1) == 1) {
             case .success(let fd):
@@ -52,6 +54,45 @@ public enum LabPeer {
             exit(0)
         default:
             fail("unknown lab-peer role \(role)")
+        }
+    }
+
+    /// Writes a line every 100 ms. With `userTimeoutMilliseconds` > 0 it is the careful client: TCP_USER_TIMEOUT
+    /// bounds how long written data may stay unacknowledged, and keepalive (1 s idle, 1 s apart, 3 probes) finds a
+    /// silent peer while idle. It prints `detected at=REALTIME_MS error=NAME` when a write or poll reports the
+    /// failure, then holds until SIGTERM like every peer.
+    static func halfOpenClient(host: String, port: UInt16, userTimeoutMilliseconds: Int) -> Never {
+        guard case .success(let fd) = POSIX.connect(host: host, port: port) else { fail("connect \(host):\(port)") }
+        if userTimeoutMilliseconds > 0 {
+            func set(_ level: Int32, _ name: Int32, _ value: Int32) {
+                var value = value
+                setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<Int32>.size))
+            }
+            set(Int32(IPPROTO_TCP), 18 /* TCP_USER_TIMEOUT */, Int32(userTimeoutMilliseconds))
+            set(SOL_SOCKET, SO_KEEPALIVE, 1)
+            set(Int32(IPPROTO_TCP), 4 /* TCP_KEEPIDLE */, 1)
+            set(Int32(IPPROTO_TCP), 5 /* TCP_KEEPINTVL */, 1)
+            set(Int32(IPPROTO_TCP), 6 /* TCP_KEEPCNT */, 3)
+        }
+        var local = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        report("ready half-open-client port=\(UInt16(bigEndian: local.sin_port))")
+        var detected = false
+        while true {
+            usleep(100_000)
+            guard !detected else { continue }
+            var entry = pollfd(fd: fd, events: 0, revents: 0)
+            let broken = poll(&entry, 1, 0) > 0 && entry.revents & Int16(POLLERR | POLLHUP) != 0
+            if broken || !POSIX.send(fd, "still here\n") {
+                var code: Int32 = 0
+                var size = socklen_t(MemoryLayout<Int32>.size)
+                getsockopt(fd, SOL_SOCKET, SO_ERROR, &code, &size)
+                var now = timespec()
+                clock_gettime(CLOCK_REALTIME, &now)
+                report("detected at=\(Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000) error=\(POSIX.errorName(code == 0 ? errno : code))")
+                detected = true
+            }
         }
     }
 
