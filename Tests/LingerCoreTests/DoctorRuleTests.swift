@@ -266,6 +266,19 @@ struct UnreachablePeerRuleTests {
         #expect(findings([keepalive]).isEmpty, "keepalive probes are another rule's business")
         #expect(findings([writer(5, state: .synSent)]).isEmpty, "a connect that never completes is syn-sent's")
     }
+
+    @Test func dataUnacknowledgedForSecondsCountsBeforeManyRetransmissions() throws {
+        var slowPath = writer(1)
+        slowPath.info = TCPInfo(unacked: 4, lastAckMilliseconds: 7_000)
+        let finding = try #require(findings([slowPath]).first)
+        #expect(finding.evidenceLines.contains("the last acknowledgement arrived 7 s ago (tcp_info)"))
+        var fresh = writer(1)
+        fresh.info = TCPInfo(unacked: 4, lastAckMilliseconds: 200)
+        #expect(findings([fresh]).isEmpty)
+        var idle = writer(1)
+        idle.info = TCPInfo(unacked: 0, lastAckMilliseconds: 60_000)
+        #expect(findings([idle]).isEmpty, "nothing unacknowledged: idle, not unreachable")
+    }
 }
 
 struct IdleWithoutKeepaliveRuleTests {

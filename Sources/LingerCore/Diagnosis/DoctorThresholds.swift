@@ -42,6 +42,9 @@ public struct DoctorThresholds: Sendable, Hashable {
     /// Retransmissions of unacknowledged data on one socket that make a peer look unreachable (with a 200 ms
     /// minimum RTO the third comes about 1.4 s after the first send went unanswered).
     public var unreachableRetransmitsWarning = 3
+    /// Seconds sent data may wait for an acknowledgement (tcp_info: unacked segments, time since the last ACK)
+    /// before the peer looks unreachable, whatever the retransmission count (on long paths backoff is slow).
+    public var unreachableUnackedSeconds = 5.0
     /// Retransmissions that make it critical (the eighth comes after about 50 s of silence).
     public var unreachableRetransmitsCritical = 8
     /// Seconds an ESTABLISHED connection with no timer (keepalive off, nothing unacknowledged) may sit idle in

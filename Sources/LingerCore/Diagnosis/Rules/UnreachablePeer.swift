@@ -16,6 +16,13 @@ public struct UnreachablePeer: DiagnosisRule {
         return Int(timer.retransmits) >= threshold
     }
 
+    /// Whether sent data has waited for an acknowledgement longer than `seconds` (tcp_info: segments unacked,
+    /// and the last ACK that long ago), which on a long path comes before many retransmissions do.
+    static func isWaitingForAcknowledgement(_ record: SocketRecord, seconds: Double) -> Bool {
+        guard states.contains(record.state), let info = record.info, info.unacked > 0 else { return false }
+        return Double(info.lastAckMilliseconds) / 1000 >= seconds
+    }
+
     private struct Key: Hashable, Comparable {
         var owner: OwnerKey
         var peer: IPAddress
@@ -24,12 +31,16 @@ public struct UnreachablePeer: DiagnosisRule {
 
     public func evaluate(_ context: DiagnosisContext) -> [Finding] {
         let t = context.thresholds
-        let stalled = context.snapshot.records.filter { Self.isRetransmitting($0, threshold: t.unreachableRetransmitsWarning) }
+        let stalled = context.snapshot.records.filter {
+            Self.isRetransmitting($0, threshold: t.unreachableRetransmitsWarning)
+                || Self.isWaitingForAcknowledgement($0, seconds: t.unreachableUnackedSeconds)
+        }
         let groups = Dictionary(grouping: stalled) { Key(owner: OwnerKey($0), peer: $0.remote.address) }
         let retries2 = context.snapshot.sysctls.retries2
         return groups.sorted { $0.value.count != $1.value.count ? $0.value.count > $1.value.count : $0.key < $1.key }
             .map { key, sockets in
                 let most = sockets.map { Int($0.timer?.retransmits ?? 0) }.max() ?? 0
+                let waited = sockets.compactMap { $0.info.map { Double($0.lastAckMilliseconds) / 1000 } }.max()
                 let unacked = sockets.reduce(0) { $0 + Int($1.sendQ) }
                 let severity: Severity = most >= t.unreachableRetransmitsCritical ? .critical : .warning
                 let ports = Set(sockets.map(\.remote.port)).sorted()
@@ -41,11 +52,13 @@ public struct UnreachablePeer: DiagnosisRule {
                     ("retransmits", .number(most)),
                     ("unackedBytes", .number(unacked)),
                     ("tcpRetries2", retries2.map { .number($0) } ?? .null),
+                    ("lastAckSecondsAgo", waited.map { .double(($0 * 10).rounded() / 10) } ?? .null),
                 ]
                 evidence.append(("examples", .array(examples.map(\.evidenceJSON))))
                 var lines = [
                     "\(sockets.count) connection\(sockets.count == 1 ? "" : "s") of \(key.owner.label) to \(key.peer) (port \(portsText(ports))) "
                         + "retransmitting: up to \(most) retransmissions, \(unacked) bytes unacknowledged",
+                    waited.map { "the last acknowledgement arrived \(Int($0)) s ago (tcp_info)" } ?? "no tcp_info: the retransmit timer alone tells",
                     "the state still says \(Set(sockets.map(\.state.kernelName)).sorted().joined(separator: ", ")): nothing came back, not even a reset",
                 ]
                 if let retries2 {
