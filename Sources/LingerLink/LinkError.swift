@@ -18,6 +18,8 @@ public struct LinkError: Error, Sendable, CustomStringConvertible {
         /// TLS failed in a way a retry cannot fix: an untrusted or expired certificate, a name that does not
         /// match, a peer that does not speak TLS.
         case tls
+        /// No session could be established within the configured time (``LinkClientConfiguration/giveUpAfter``).
+        case unreachable
     }
 
     public var kind: Kind

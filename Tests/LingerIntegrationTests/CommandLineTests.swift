@@ -13,6 +13,23 @@ struct CommandLineTests {
         #expect(result.stdout.isEmpty)
     }
 
+    /// A sender that cannot connect says so at once, then at each backoff step (not at every attempt), and
+    /// --give-up-after ends it with exit 1 and the reason.
+    @Test(.enabled(if: canUseNamespaces)) func aSenderThatCannotConnectSaysSoAndCanGiveUp() throws {
+        let ns = try TestNamespace()
+        defer { ns.tearDown() }
+        let sender = try ns.linger(["send", "127.0.0.1:7999", "--client-id", "lonely", "--give-up-after", "3s", "--backoff-initial", "50ms"])
+        try sender.write("a line nobody will read\n")
+        #expect(sender.waitForExit(timeout: 20) == 1, "\(sender.stderrText)")
+        let lines = sender.stderrText.split(separator: "\n")
+        let warnings = lines.filter { $0.hasPrefix("linger: warning: cannot connect to 127.0.0.1:7999: connection refused; attempt ") }
+        #expect(warnings.first?.contains("attempt 1, retrying in") == true, "\(sender.stderrText)")
+        #expect(warnings.count >= 2 && warnings.count <= 8, "a line per backoff step, not per attempt: \(sender.stderrText)")
+        #expect(lines.last?.hasPrefix("linger: gave up after 3s without a connection (--give-up-after): cannot connect to 127.0.0.1:7999: connection refused") == true,
+                "\(sender.stderrText)")
+        #expect(try ns.passiveOpens() == 0)
+    }
+
     @Test func unknownStateListsTheValidOnes() throws {
         try expectCleanRefusal(["sockets", "--state", "half-open"], status: 64, mentions: ["half-open", "CLOSE_WAIT", "connected"])
         try expectCleanRefusal(["explain", "wat"], status: 64, mentions: ["wat", "TIME_WAIT"])

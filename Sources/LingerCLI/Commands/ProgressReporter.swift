@@ -44,7 +44,9 @@ final class ProgressReporter: Sendable {
         let (sent, acknowledged) = client.totals
         var text = "sent \(sent)  acked \(acknowledged)  in flight \(client.unacknowledged)  reconnects \(client.reconnectCount)"
         if let rate { text += "  \(Int(rate)) msg/s" }
-        if let problem = client.connectProblem { text += "  (\(problem))" }
+        if let trouble = client.connectionTrouble {
+            text += "  connecting (attempt \(trouble.attempt + 1), next in \(trouble.retryIn.formattedSeconds)): \(trouble.reason)"
+        }
         StandardOutput.write(Array(((terminal && !final) ? "\r" + text + "   " : text + "\n").utf8), to: 2)
     }
 

@@ -104,6 +104,10 @@ struct Send: AsyncParsableCommand {
     @Option(name: .customLong("backoff-max"), help: ArgumentHelp("Longest reconnect delay.", valueName: "duration"))
     var backoffMax = DurationArgument(.seconds(10))
 
+    @Option(name: .customLong("give-up-after"), help: ArgumentHelp(
+        "Stop with exit status 1 when no connection has worked for this long (default: retry forever).", valueName: "duration"))
+    var giveUpAfter: DurationArgument?
+
     @Option(name: .customLong("outbox-messages"), help: "Unacknowledged messages held before reading more input.")
     var outboxMessages = 1_000_000
 
@@ -119,6 +123,7 @@ struct Send: AsyncParsableCommand {
         if follow && files.isEmpty { throw ValidationError("--follow needs --file (stdin is read to its end anyway)") }
         if spool != nil && !files.isEmpty { throw ValidationError("--spool is for stdin; files can be read again and need none") }
         if backoffMax.milliseconds < backoffInitial.milliseconds { throw ValidationError("--backoff-max must be at least --backoff-initial") }
+        if let giveUpAfter, giveUpAfter.milliseconds < 1 { throw ValidationError("--give-up-after must be more than 0") }
         if outboxMessages < 1 { throw ValidationError("--outbox-messages must be at least 1") }
         if maxLineBytes < 1 || maxLineBytes > 16 << 20 { throw ValidationError("--max-line-bytes must be 1 to 16777216 (16 MiB, the link's limit), got \(maxLineBytes)") }
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
@@ -149,7 +154,8 @@ struct Send: AsyncParsableCommand {
             configuration: LinkClientConfiguration(
                 endpoints: servers.map { .init(host: $0.host, port: $0.port) }, clientID: id, token: token, tls: tlsConfiguration,
                 outboxMessages: outboxMessages, idleTimeout: idleTimeout.duration,
-                backoff: ReconnectBackoff(initial: backoffInitial.duration, maximum: backoffMax.duration)),
+                backoff: ReconnectBackoff(initial: backoffInitial.duration, maximum: backoffMax.duration),
+                giveUpAfter: giveUpAfter?.duration, onConnectionTrouble: ConnectionWarnings().callback()),
             logger: logger)
         signal(SIGPIPE, SIG_IGN)
         let io = SourceIO(threads: 2)

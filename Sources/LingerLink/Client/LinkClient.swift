@@ -69,7 +69,8 @@ public final class LinkClient: Service, Sendable {
         var reconnects = 0
         var sessions = 0
         var lastConnectError: String?
-        var connectAttempts = 0
+        /// The last failed attempt while no session is up (for --progress).
+        var trouble: ConnectionTrouble?
         var sentCount: UInt64 = 0
         var acknowledgedCount: UInt64 = 0
 
@@ -222,6 +223,9 @@ public final class LinkClient: Service, Sendable {
     /// Why the last connection attempt failed, while no session is up ("connection refused").
     public var connectProblem: String? { state.withLockedValue { $0.channel == nil ? $0.lastConnectError : nil } }
 
+    /// While no session is up after failed attempts: the last one, its reason and when the next comes.
+    public var connectionTrouble: ConnectionTrouble? { state.withLockedValue { $0.channel == nil ? $0.trouble : nil } }
+
     /// Graceful, client-initiated close: waits up to `timeout` for everything to be acknowledged, then
     /// closes the connection (our FIN first) and stops reconnecting. Throws if messages were left
     /// unacknowledged.
@@ -265,10 +269,14 @@ public final class LinkClient: Service, Sendable {
     private func reconnectLoop() async throws {
         var backoff = configuration.backoff
         var attempt = 0
+        // Consecutive attempts that did not reach a session, and since when the link has been down.
+        var failures = 0
+        var downSince = ContinuousClock.now
         while !isClosingOrFailed {
             let endpoint = configuration.endpoints[attempt % configuration.endpoints.count]
             attempt += 1
             let sessionsBefore = state.withLockedValue { $0.sessions }
+            var reason: String?
             do {
                 let channel = try await connect(to: endpoint, tls: try tlsContexts?.current())
                 state.withLockedValue { $0.lastConnectError = nil }
@@ -281,16 +289,33 @@ public final class LinkClient: Service, Sendable {
                 }
                 metrics.connections.decrement()
             } catch {
-                let reason = describe(error)
-                state.withLockedValue { $0.lastConnectError = "cannot connect to \(endpoint): \(reason)" }
-                log("cannot connect to \(endpoint): \(reason)")
+                reason = "cannot connect to \(endpoint): \(describe(error))"
+                state.withLockedValue { $0.lastConnectError = reason }
+                log(reason!)
             }
             if isClosingOrFailed { break }
             // A connection that got as far as WELCOME worked: the next failure starts the backoff afresh.
-            if state.withLockedValue({ $0.sessions }) > sessionsBefore { backoff.reset() }
+            if state.withLockedValue({ $0.sessions }) > sessionsBefore {
+                backoff.reset()
+                failures = 0
+                downSince = .now
+            } else {
+                failures += 1
+            }
             state.withLockedValue { $0.reconnects += 1 }
             metrics.reconnects.increment()
             let delay = backoff.next()
+            if failures > 0 {
+                let trouble = ConnectionTrouble(
+                    attempt: failures, reason: reason ?? "the connection to \(endpoint) closed before the session began",
+                    retryIn: delay, downFor: ContinuousClock.now - downSince)
+                state.withLockedValue { $0.trouble = trouble }
+                if let limit = configuration.giveUpAfter, trouble.downFor >= limit {
+                    fail(with: LinkError(.unreachable, "gave up after \(limit.formattedSeconds) without a connection (--give-up-after): \(trouble.reason)"))
+                    break
+                }
+                configuration.onConnectionTrouble?(trouble)
+            }
             log("reconnecting in \(delay.formattedMilliseconds)")
             // Sleep, but wake at once for close().
             await withTaskGroup(of: Void.self) { group in
@@ -366,6 +391,7 @@ public final class LinkClient: Service, Sendable {
             }
             state.channel = channel
             state.sessions += 1
+            state.trouble = nil
             return (takeReadyWaiters(&state), state.streamNames.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
         }
         logger.debug("session established", metadata: ["serverHighest": "\(serverHighest)", "streams": "\(streams.count)"])
@@ -532,6 +558,19 @@ public struct LinkStream: Sendable, Hashable {
 }
 
 extension Duration {
+    /// "250ms", "1.5s", "2m30s": as a user types durations on the command line.
+    public var formattedSeconds: String {
+        let (seconds, attoseconds) = components
+        let milliseconds = seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        if milliseconds < 1000 { return "\(milliseconds)ms" }
+        if milliseconds < 60_000 {
+            let tenths = (milliseconds + 50) / 100
+            return tenths % 10 == 0 ? "\(tenths / 10)s" : "\(tenths / 10).\(tenths % 10)s"
+        }
+        let total = (milliseconds + 500) / 1000
+        return total % 60 == 0 ? "\(total / 60)m" : "\(total / 60)m\(total % 60)s"
+    }
+
     /// "250 ms", "1.5 s": for log lines a person reads.
     var formattedMilliseconds: String {
         let (seconds, attoseconds) = components

@@ -40,6 +40,11 @@ public struct LinkClientConfiguration: Sendable {
     public var backoff: ReconnectBackoff
     /// The largest frame this client accepts from the server.
     public var maximumFrameLength: UInt32
+    /// Stop (``LinkError`` `.unreachable`) when no session has been up for this long; nil retries forever.
+    public var giveUpAfter: Duration?
+    /// Called after each failed attempt while no session is up (on the client's task, not an event loop):
+    /// the CLI prints a warning from it.
+    public var onConnectionTrouble: (@Sendable (ConnectionTrouble) -> Void)?
     /// The event loops to connect on (the process-wide singleton unless given).
     public var eventLoopGroup: any EventLoopGroup
 
@@ -47,9 +52,12 @@ public struct LinkClientConfiguration: Sendable {
         endpoints: [Endpoint], clientID: String, token: String = "", tls: LinkClientTLS? = nil, outboxMessages: Int = 1_000_000,
         outboxBytes: Int = 256 << 20, waitWhenFull: Bool = true, idleTimeout: Duration = .seconds(30),
         pingInterval: Duration? = nil, connectTimeout: Duration = .seconds(5), closeDeadline: Duration = .seconds(5),
-        backoff: ReconnectBackoff = ReconnectBackoff(), maximumFrameLength: UInt32 = LinkLimits.defaultMaximumFrameLength,
-        eventLoopGroup: (any EventLoopGroup)? = nil
+        backoff: ReconnectBackoff = ReconnectBackoff(), giveUpAfter: Duration? = nil,
+        onConnectionTrouble: (@Sendable (ConnectionTrouble) -> Void)? = nil,
+        maximumFrameLength: UInt32 = LinkLimits.defaultMaximumFrameLength, eventLoopGroup: (any EventLoopGroup)? = nil
     ) {
+        self.giveUpAfter = giveUpAfter
+        self.onConnectionTrouble = onConnectionTrouble
         self.endpoints = endpoints
         self.clientID = clientID
         self.token = token
@@ -65,4 +73,16 @@ public struct LinkClientConfiguration: Sendable {
         self.maximumFrameLength = maximumFrameLength
         self.eventLoopGroup = eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
     }
+}
+
+/// A failed attempt to reach the server while no session is up.
+public struct ConnectionTrouble: Sendable, Equatable {
+    /// Consecutive failed attempts so far (1 for the first).
+    public var attempt: Int
+    /// "cannot connect to HOST:PORT: connection refused", in words.
+    public var reason: String
+    /// When the next attempt comes.
+    public var retryIn: Duration
+    /// How long the link has been down.
+    public var downFor: Duration
 }
