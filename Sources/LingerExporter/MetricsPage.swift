@@ -125,7 +125,34 @@ struct MetricsPage {
             gauge("tcp_time_wait_kernel", "", "TIME_WAIT sockets as /proc/net/sockstat counts them (FIN_WAIT2 minisockets included).").record(Double(tw))
         }
         gauge("scrape_duration", "seconds", "How long reading the socket table and building this page took.").record(scrapeSeconds)
-        return registry.emitToBuffer()
+        return sortedFamilies(registry.emitToBuffer())
+    }
+
+    /// The registry emits families in hash order, different on every scrape; sorted by name (and the series of
+    /// each family by their labels), two scrapes diff cleanly.
+    static func sortedFamilies(_ page: [UInt8]) -> [UInt8] {
+        var families: [(name: Substring, header: [Substring], series: [Substring])] = []
+        let text = String(decoding: page, as: UTF8.self)
+        for line in text.split(separator: "\n") {
+            if line.hasPrefix("# HELP ") || line.hasPrefix("# TYPE ") {
+                let name = line.dropFirst(7).prefix { $0 != " " }
+                if families.last?.name == name && families.last?.series.isEmpty == true {
+                    families[families.count - 1].header.append(line)
+                } else {
+                    families.append((name, [line], []))
+                }
+            } else if !families.isEmpty {
+                families[families.count - 1].series.append(line)
+            } else {
+                families.append(("", [], [line]))
+            }
+        }
+        var out = ""
+        out.reserveCapacity(page.count)
+        for family in families.sorted(by: { $0.name < $1.name }) {
+            for line in family.header + family.series.sorted() { out += line + "\n" }
+        }
+        return Array(out.utf8)
     }
 }
 

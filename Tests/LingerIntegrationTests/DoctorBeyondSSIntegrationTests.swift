@@ -122,6 +122,7 @@ struct DoctorBeyondSSIntegrationTests {
         let ours = try linger(["sockets", "-i", "--json", "--netns", ns.name, "--state", "established"])
         let sockets = try #require(try ours.json()["sockets"] as? [[String: Any]])
         #expect(sockets.count == 8)
+        #expect(sockets.allSatisfy { $0["processes"] == nil }, "without -p owners were not looked up: no processes key, not []")
         let theirs = try ns.exec(["ss", "-Htni", "state", "established"]).stdout
         // ss prints each socket on one line (-H, -n) followed by its info line.
         let lines = theirs.split(separator: "\n").map(String.init)

@@ -203,6 +203,10 @@ struct WatchExportIntegrationTests {
         let exporter = try HostProcess(productsDirectory.appendingPathComponent("linger").path, ["export", "--listen", "127.0.0.1:\(port)"])
         defer { _ = exporter.stop() }
         #expect(try waitFor(10) { try curl("http://127.0.0.1:\(port)/healthz") == "ok\n" })
+        // Families come sorted by name (and series by labels), so two scrapes diff cleanly.
+        let page = try curl("http://127.0.0.1:\(port)/metrics")
+        let families = page.split(separator: "\n").filter { $0.hasPrefix("# HELP ") }.map { $0.split(separator: " ")[2] }
+        #expect(families.count > 10 && families == families.sorted(), "\(families)")
         let busy = try linger(["export", "--listen", "127.0.0.1:\(port)"])
         #expect(busy.status == 1 && busy.stderr.contains("cannot listen") && busy.stderr.contains("in use"), "\(busy.stderr)")
 

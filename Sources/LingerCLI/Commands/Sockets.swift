@@ -15,7 +15,7 @@ struct Sockets: ParsableCommand {
               linger sockets -i --state established           rtt, cwnd, retransmits, last ACK per connection
             JSON: {"takenAt", "source", "sockets": [{"state", "local": {"address", "port"}, "remote", "recvQ", \
             "sendQ", "inode", "uid", "cookie", "timer": {"name", "expiresMs", "retransmits"} | null, \
-            "processes": [{"pid", "name", "fd"}], "info" (-i): {"rttUs", "rttVarUs", "rtoUs", "backoff", "cwnd", \
+            "processes": [{"pid", "name", "fd"}] (only with -p or a process filter: absent, not empty, when owners were not looked up), "info" (-i): {"rttUs", "rttVarUs", "rtoUs", "backoff", "cwnd", \
             "retransmits", "totalRetransmits", "unacked", "lastSendMs", "lastReceiveMs", "lastAckMs", "bytesAcked", \
             "bytesReceived", "deliveryRateBytesPerSecond", "memory": {"receiveQueued", "receiveBuffer", "sendQueued", \
             "sendBuffer", "drops"}} | null}]}. With --summary: {"total", "states": {every state, zeros \

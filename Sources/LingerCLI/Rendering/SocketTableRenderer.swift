@@ -176,17 +176,20 @@ struct SocketTableRenderer {
             } else {
                 out.append(contentsOf: "null".utf8)
             }
-            out.append(contentsOf: ",\"processes\":[".utf8)
-            for (i, owner) in record.owners.enumerated() {
-                if i > 0 { out.append(UInt8(ascii: ",")) }
-                out.append(contentsOf: "{\"pid\":".utf8)
-                appendDecimal(UInt64(owner.pid), to: &out)
-                out.append(contentsOf: ",\"name\":".utf8)
-                JSONText.appendString(owner.name, to: &out)
-                field("fd", UInt64(owner.fd), &out)
-                out.append(UInt8(ascii: "}"))
+            // Absent, not empty, when owners were not looked up: [] would read as "no process holds it".
+            if showOwners {
+                out.append(contentsOf: ",\"processes\":[".utf8)
+                for (i, owner) in record.owners.enumerated() {
+                    if i > 0 { out.append(UInt8(ascii: ",")) }
+                    out.append(contentsOf: "{\"pid\":".utf8)
+                    appendDecimal(UInt64(owner.pid), to: &out)
+                    out.append(contentsOf: ",\"name\":".utf8)
+                    JSONText.appendString(owner.name, to: &out)
+                    field("fd", UInt64(owner.fd), &out)
+                    out.append(UInt8(ascii: "}"))
+                }
+                out.append(UInt8(ascii: "]"))
             }
-            out.append(UInt8(ascii: "]"))
             if showInfo { infoJSON(record.info, &out) }
             out.append(UInt8(ascii: "}"))
         }
