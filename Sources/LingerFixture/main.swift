@@ -36,6 +36,22 @@
 @preconcurrency import Glibc
 import CLingerLinux
 
+/// `--help`: the modes, as the header comment of this file describes them.
+let usageText = """
+    linger-fixture: test peers that put TCP sockets into a chosen state and hold them until stdin closes.
+    Start it inside a network namespace, wait for its "ready ..." line, look, then close its stdin.
+
+      linger-fixture server  --port P [--address A] [--backlog B] [--no-accept] [--on-eof close|hold|ignore]
+      linger-fixture clients --port P [--address A] --count N [--then hold|close|half-close|reset] [--nonblocking]
+                             [--link-hello PREFIX]
+      linger-fixture probe   --port P [--address A] --send HEX [--wait SECONDS]
+      linger-fixture relay   --port P [--address A] --to PORT --record FILE
+      linger-fixture others  (UDP, UNIX, netlink and packet sockets: everything but TCP)
+      linger-fixture writer  --port P [--address A]   (writes a line every 100 ms)
+
+    server --on-eof hold never reads (CLOSE_WAIT with the FIN unread); ignore reads the EOF and forgets to close.
+    """
+
 struct Options {
     var mode = ""
     var address = "127.0.0.1"
@@ -65,7 +81,11 @@ func number<T: FixedWidthInteger>(_ text: String, _ option: String) -> T {
 
 func parse(_ arguments: [String]) -> Options {
     var options = Options()
-    guard arguments.count >= 2 else { fail("usage: linger-fixture server|clients --port P ...") }
+    guard arguments.count >= 2 else { fail("usage: linger-fixture server|clients|probe|relay|others|writer --port P ... (--help)") }
+    if arguments[1] == "--help" || arguments[1] == "-h" {
+        print(usageText)
+        exit(0)
+    }
     options.mode = arguments[1]
     var i = 2
     func value() -> String {

@@ -4,10 +4,15 @@ import Testing
 struct CapacityTests {
     @Test func aThousandPerSecondOnDefaultLinux() {
         let report = CapacityReport(CapacityInput(requestsPerSecond: 1000))
-        #expect(report.timeWaitSockets == 60_000, "1000/s × 60 s (Windows' 240 s would give 240,000)")
-        #expect(report.timeWaitMemoryBytes == 60_000 * 256)
+        // 1000/s × 60 s would be 60,000, but one destination has only 28,232 ports: connect() fails first.
+        #expect(report.timeWaitSockets == 28_232, "capped at the ports, never an impossible count")
+        #expect(report.portLimit == 28_232)
+        #expect(report.timeWaitMemoryBytes == 28_232 * 256)
+        #expect(report.connectFailsAfterSeconds.map { $0 > 28.2 && $0 < 28.3 } == true, "28,232 ports ÷ 1000/s")
         #expect(Int(report.maxNewConnectionsPerSecondPerDestination) == 470, "28,232 ports ÷ 60 s")
         #expect(report.headroom < 0.48 && report.headroom > 0.47)
+        let fits = CapacityReport(CapacityInput(requestsPerSecond: 400))
+        #expect(fits.timeWaitSockets == 24_000 && fits.portLimit == nil && fits.connectFailsAfterSeconds == nil, "400/s × 60 s fits")
     }
 
     @Test func whatLiftsTheCeiling() {

@@ -71,12 +71,19 @@ extension Integration.CommandLineTests {
         let result = try linger(["capacity", "--rate", "1000", "--port-range", "32768-60999", "--json"])
         #expect(result.status == 0, "\(result.stderr)")
         let json = try result.json()
-        #expect(json["timeWaitSockets"] as? Double == 60_000)
+        #expect(json["timeWaitSockets"] as? Double == 28_232, "at most one per port: 60,000 cannot exist")
+        #expect(json["portLimit"] as? Double == 28_232)
+        #expect((json["connectFailsAfterSeconds"] as? Double).map { $0 > 28 && $0 < 29 } == true)
         #expect((json["maxNewConnectionsPerSecond"] as? Double).map { Int($0) } == 470)
         #expect((json["headroom"] as? Double).map { $0 < 1 } == true)
         let text = try linger(["capacity", "--rate", "1000", "--port-range", "32768-60999"])
-        #expect(text.stdout.contains("60,000") && text.stdout.contains("per destination: 470 "))
+        #expect(text.stdout.contains("TIME_WAIT sockets here:                  28,232   (at most"), "\(text.stdout)")
+        #expect(text.stdout.contains("connect() fails from about:              28 s"), "\(text.stdout)")
+        #expect(text.stdout.contains("Max new connections/s per destination:   470 "), "\(text.stdout)")
         let bad = try linger(["capacity", "--rate", "-5"])
-        #expect(bad.status == 64 && bad.stderr.contains("--rate"))
+        #expect(bad.status == 64 && bad.stderr == "linger: --rate must be a positive number of requests per second, got -5.0 (see --help)\n",
+                "one line naming the value: \(bad.stderr)")
+        let absurd = try linger(["capacity", "--rate", "1e12"])
+        #expect(absurd.status == 64 && absurd.stderr.contains("not a rate a host can reach"), "\(absurd.stderr)")
     }
 }

@@ -19,7 +19,8 @@ struct Capacity: ParsableCommand {
             """
     )
 
-    @Option(help: ArgumentHelp("Requests per second, all destinations together.", valueName: "per-second"))
+    // Unconditional parsing: `--rate -5` is a value to refuse with a reason, not a missing value.
+    @Option(parsing: .unconditional, help: ArgumentHelp("Requests per second, all destinations together.", valueName: "per-second"))
     var rate: Double
 
     @Option(name: .customLong("requests-per-connection"), help: "Requests each connection carries (1 = a new connection per request).")
@@ -58,6 +59,9 @@ struct Capacity: ParsableCommand {
 
     func validate() throws {
         guard rate > 0, rate.isFinite else { throw ValidationError("--rate must be a positive number of requests per second, got \(rate)") }
+        // A million new connections per second per host is already past what a kernel accepts; far beyond
+        // that the numbers only mislead.
+        guard rate <= 1e9 else { throw ValidationError("--rate \(rate) is not a rate a host can reach; give at most 1000000000 requests per second") }
         guard requestsPerConnection >= 1 else { throw ValidationError("--requests-per-connection must be at least 1") }
         if let timeWait, !(timeWait > 0) { throw ValidationError("--time-wait must be more than 0 seconds") }
         if let portRange, parsedRange(portRange) == nil {
@@ -114,6 +118,8 @@ struct Capacity: ParsableCommand {
             ("maxNewConnectionsPerSecond", number(r.maxNewConnectionsPerSecondPerDestination)),
             ("maxNewConnectionsPerSecondAllDestinations", number(r.maxNewConnectionsPerSecond)),
             ("headroom", r.headroom.isFinite ? .double((r.headroom * 1000).rounded() / 1000) : .null),
+            ("portLimit", r.portLimit.map(number) ?? .null),
+            ("connectFailsAfterSeconds", r.connectFailsAfterSeconds.map(number) ?? .null),
             ("connectionsPerSecond", number(r.connectionsPerSecond)),
             ("inputs", .object([
                 ("requestsPerSecond", .double(r.input.requestsPerSecond)),
@@ -153,14 +159,21 @@ struct Capacity: ParsableCommand {
                 + "\(i.sourceAddresses) source address(es); \(i.destinations) destination(s); \(holder)"
                 + (i.timeWaitReuse ? "; tcp_tw_reuse applies" : ""),
             "",
-            "TIME_WAIT sockets here:            \(grouped(r.timeWaitSockets))" + (i.thisHostClosesFirst ? "   (new connections/s × TIME_WAIT length)" : "   (they sit on the server)"),
-            "Kernel memory for them:            \(mebibytes(r.timeWaitMemoryBytes))   (\(i.bytesPerTimeWaitSocket) B each, \(slabMeasured ? "tw_sock_TCP slab on this machine" : "assumed"))",
+            row("TIME_WAIT sockets here:", grouped(r.timeWaitSockets),
+                r.portLimit != nil ? "at most: one per usable port (and source address and destination); connect() fails from there"
+                    : i.thisHostClosesFirst ? "new connections/s × TIME_WAIT length" : "they sit on the server"),
+            row("Kernel memory for them:", bytes(r.timeWaitMemoryBytes),
+                "\(i.bytesPerTimeWaitSocket) B each, \(slabMeasured ? "tw_sock_TCP slab on this machine" : "assumed")"),
             // A sustainable maximum rounds down: 470.5/s means 470.
-            "Max new connections/s per destination: \(grouped(r.maxNewConnectionsPerSecondPerDestination.rounded(.down)))"
-                + (i.thisHostClosesFirst ? "   (\(grouped(Double(i.usablePorts * i.sourceAddresses))) ports ÷ \(grouped(i.timeWaitReuse ? i.reuseDelaySeconds : i.timeWaitSeconds)) s)" : ""),
-            "Max new connections/s, all destinations: \(grouped(r.maxNewConnectionsPerSecond.rounded(.down)))",
-            "Headroom:                          " + (r.headroom.isFinite ? String(format2(r.headroom)) + "×" : "unlimited"),
+            row("Max new connections/s per destination:", grouped(r.maxNewConnectionsPerSecondPerDestination.rounded(.down)),
+                i.thisHostClosesFirst ? "\(grouped(Double(i.usablePorts * i.sourceAddresses))) ports ÷ \(grouped(i.timeWaitReuse ? i.reuseDelaySeconds : i.timeWaitSeconds)) s" : nil),
+            row("Max new connections/s, all destinations:", grouped(r.maxNewConnectionsPerSecond.rounded(.down)), nil),
+            row("Headroom:", r.headroom.isFinite ? format2(r.headroom) + "×" : "unlimited", nil),
         ]
+        if let failsAfter = r.connectFailsAfterSeconds, let limit = r.portLimit {
+            lines.append(row("connect() fails from about:", "\(grouped(failsAfter.rounded())) s",
+                             "at most \(grouped(limit)) sockets: the ports run out at this rate"))
+        }
         if r.headroom < 1 {
             lines.append("")
             lines.append("Over capacity: connect() will fail with EADDRNOTAVAIL (\"Cannot assign requested address\"). What lifts the ceiling: "
@@ -173,7 +186,15 @@ struct Capacity: ParsableCommand {
         return lines.joined(separator: "\n")
     }
 
-    private func mebibytes(_ bytes: Double) -> String { "\(format2(bytes / 1_048_576)) MiB" }
+    /// "14.65 MiB", "1.20 GiB": the unit that keeps the number short.
+    private func bytes(_ value: Double) -> String {
+        value >= 1_073_741_824 ? "\(format2(value / 1_073_741_824)) GiB" : "\(format2(value / 1_048_576)) MiB"
+    }
+
+    /// One aligned line: the label in a fixed column, the value, and a note in parentheses.
+    private func row(_ label: String, _ value: String, _ note: String?) -> String {
+        label.padding(41) + value + (note.map { "   (\($0))" } ?? "")
+    }
     private func format2(_ v: Double) -> String {
         let hundredths = Int((v * 100).rounded())
         return "\(hundredths / 100).\(String(hundredths % 100).leftPadding(2).replacingSpaces())"

@@ -61,6 +61,12 @@ public struct CapacityReport: Sendable, Hashable {
     public var maxNewConnectionsPerSecond: Double
     /// Capacity ÷ demand: above 1 the rate fits, below 1 connect() will fail with EADDRNOTAVAIL.
     public var headroom: Double
+    /// Over capacity: the most TIME_WAIT sockets the ports allow (one per port, source address and
+    /// destination), which ``timeWaitSockets`` is capped at; nil when the rate fits.
+    public var portLimit: Double?
+    /// Over capacity: seconds after a steady rate starts until connect() begins to fail (the ports are all
+    /// held); nil when the rate fits.
+    public var connectFailsAfterSeconds: Double?
 
     public init(_ input: CapacityInput) {
         self.input = input
@@ -76,6 +82,14 @@ public struct CapacityReport: Sendable, Hashable {
         }
         maxNewConnectionsPerSecond = maxNewConnectionsPerSecondPerDestination * Double(input.destinations)
         headroom = connectionsPerSecond > 0 ? maxNewConnectionsPerSecond / connectionsPerSecond : .infinity
+        if headroom < 1 && input.thisHostClosesFirst {
+            // Ports are unique per (source address, destination): no more sockets can exist than that.
+            let ports = Double(input.usablePorts * input.sourceAddresses * input.destinations)
+            portLimit = ports
+            connectFailsAfterSeconds = ports / connectionsPerSecond
+            timeWaitSockets = min(timeWaitSockets, ports)
+            timeWaitMemoryBytes = timeWaitSockets * Double(input.bytesPerTimeWaitSocket)
+        }
     }
 
     /// Predicted TIME_WAIT population `seconds` after a steady rate starts (it grows linearly, then levels
