@@ -30,6 +30,19 @@ struct CommandLineTests {
         #expect(try ns.passiveOpens() == 0)
     }
 
+    /// Conflicting or impossible values are refused up front, in one line, before any long work.
+    @Test func conflictsAndBadOutputsAreRefusedBeforeWork() throws {
+        try expectCleanRefusal(["lab", "run", "port-exhaustion", "--report", "/proc/nope"], status: 64, mentions: ["cannot write the report to /proc/nope"])
+        let lab = try linger(["lab", "run", "port-exhaustion", "--report", "/proc/nope"])
+        #expect(!lab.stderr.contains("running port-exhaustion"), "refused before the scenario started: \(lab.stderr)")
+        try expectCleanRefusal(["watch", "--plain", "--json"], status: 64, mentions: ["--plain and --json"])
+        try expectCleanRefusal(["export", "--leak-age=-1"], status: 64, mentions: ["--leak-age", "-1"])
+        for arguments in [["watch", "--plain", "--json"], ["capacity", "--rate", "-5"]] {
+            let result = try linger(arguments)
+            #expect(result.stderr.split(separator: "\n").count == 1 && result.stderr.hasPrefix("linger: "), "one line: \(result.stderr)")
+        }
+    }
+
     @Test func unknownStateListsTheValidOnes() throws {
         try expectCleanRefusal(["sockets", "--state", "half-open"], status: 64, mentions: ["half-open", "CLOSE_WAIT", "connected"])
         try expectCleanRefusal(["explain", "wat"], status: 64, mentions: ["wat", "TIME_WAIT"])

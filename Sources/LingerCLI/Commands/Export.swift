@@ -41,6 +41,7 @@ struct Export: AsyncParsableCommand {
 
     func validate() throws {
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
+        guard leakAge > 0, leakAge.isFinite else { throw ValidationError("--leak-age must be a number of seconds above 0, got \(leakAge)") }
     }
 
     func run() async throws {

@@ -61,6 +61,18 @@ struct Lab: ParsableCommand {
 
         func run() throws {
             let scenarios = name == "all" ? LabCatalog.scenarios : [LabCatalog.scenario(named: name)!]
+            // The report directory is checked before minutes of work, not after.
+            if let report {
+                mkdir(report, 0o755)
+                let probe = "\(report)/.linger-write-check"
+                let fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+                guard fd >= 0 else {
+                    StandardOutput.note("cannot write the report to \(report): \(String(cString: strerror(errno)))")
+                    throw ExitCode(64)
+                }
+                close(fd)
+                unlink(probe)
+            }
             let runner = LabRunner(executable: selfExecutable(), quick: quick) { StandardOutput.note($0) }
             var runs: [LabRun] = []
             for scenario in scenarios {

@@ -43,6 +43,7 @@ struct Watch: ParsableCommand {
         guard interval >= 0.1 && interval <= 3600 else { throw ValidationError("--interval must be between 0.1 and 3600 seconds") }
         if let duration, !(duration > 0) { throw ValidationError("--duration must be more than 0 seconds") }
         guard leakAge > 0 else { throw ValidationError("--leak-age must be more than 0 seconds") }
+        if plain && output.json { throw ValidationError("--plain and --json are two output formats; give one") }
     }
 
     func run() throws {
