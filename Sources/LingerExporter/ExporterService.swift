@@ -32,6 +32,16 @@ public final class ExporterService: Service {
         self.worker = try ScrapeWorker(namespace: namespace, leakAgeSeconds: leakAgeSeconds)
     }
 
+    /// A bind error in words ("address already in use"), not a Swift type dump.
+    private static func describe(_ error: any Error) -> String {
+        if let error = error as? IOError {
+            let text = String(cString: strerror(error.errnoCode))
+            return text.prefix(1).lowercased() + text.dropFirst()
+        }
+        if error is SocketAddressError || error is SocketAddressError.UnknownHost { return "not an address of this machine" }
+        return "\(error)"
+    }
+
     /// The address actually bound, once `run()` listens.
     public var localAddress: SocketAddress? { boundAddress.withLockedValue { $0 } }
 
@@ -54,7 +64,7 @@ public final class ExporterService: Service {
                 }
                 .bind(host: host, port: port).get()
         } catch {
-            throw ExporterError("cannot listen on \(host):\(port): \(error)")
+            throw ExporterError("cannot listen on \(host):\(port): \(Self.describe(error))")
         }
         boundAddress.withLockedValue { $0 = channel.localAddress }
         logger.info("serving metrics", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])

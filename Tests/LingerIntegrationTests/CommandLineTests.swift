@@ -56,9 +56,14 @@ struct CommandLineTests {
     }
 
     @Test(.enabled(if: canUseNamespaces)) func missingNamespaceIsNamed() throws {
-        try expectCleanRefusal(["sockets", "--netns", "no-such-namespace-xyz"], status: 1, mentions: ["no-such-namespace-xyz", "does not exist"])
-        // The doctor keeps 1 and 2 for findings, so a failure to read is 3.
-        try expectCleanRefusal(["doctor", "--netns", "no-such-namespace-xyz"], status: 3, mentions: ["does not exist"])
+        // One code for every command: 3, the table could not be read (the doctor keeps 1 and 2 for findings).
+        for command in ["sockets", "doctor", "watch", "export"] {
+            try expectCleanRefusal([command, "--netns", "no-such-namespace-xyz"], status: 3, mentions: ["no-such-namespace-xyz", "does not exist"])
+            let result = try linger([command, "--netns", "no-such-namespace-xyz"])
+            #expect(result.stderr.split(separator: "\n").count == 1 && !result.stderr.contains("--help"), "\(command): \(result.stderr)")
+        }
+        try expectCleanRefusal(["serve", "--listen", "127.0.0.1:99999"], status: 64, mentions: ["127.0.0.1:99999", "port from 0 to 65535"])
+        try expectCleanRefusal(["serve", "--listen", "300.1.1.1:80", "--sink", "discard"], status: 1, mentions: ["not an address of this machine"])
     }
 
     @Test func explainSaysWhatTheKernelDoes() throws {

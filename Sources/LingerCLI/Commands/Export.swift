@@ -53,7 +53,7 @@ struct Export: AsyncParsableCommand {
                 host: listen.host, port: listen.port, namespace: namespace, leakAgeSeconds: leakAge, tls: tls, logger: logger)
         } catch let error as ProbeError {
             StandardOutput.note(error.message)
-            throw ExitCode.failure
+            throw ExitCode(3)
         } catch let error as ExporterError {
             StandardOutput.note(error.description)
             throw ExitCode.failure

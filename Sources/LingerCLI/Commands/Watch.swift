@@ -51,7 +51,7 @@ struct Watch: ParsableCommand {
         let probe: SocketProbe
         do { probe = try probeOptions.makeProbe() } catch let error as ProbeError {
             StandardOutput.note(error.message)
-            throw ExitCode.failure
+            throw ExitCode(3)
         }
         var tracker = WatchTracker(leakAgeSeconds: leakAge)
         let live = !plain && !output.json && StandardOutput.isTerminal

@@ -248,7 +248,9 @@ public final class LinkServer: Service {
 /// A bind error in words ("address already in use"), not a Swift type dump.
 func describeBindError(_ error: any Error) -> String {
     if let error = error as? IOError { return describeErrno(error.errnoCode) }
-    if error is SocketAddressError { return "not an address of this machine" }
+    if error is SocketAddressError || error is SocketAddressError.UnknownHost {
+        return "not an address of this machine (a name that does not resolve, or not an IP address)"
+    }
     return "\(error)"
 }
 
