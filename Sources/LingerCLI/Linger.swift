@@ -1,12 +1,4 @@
 import ArgumentParser
-import LingerProbe
-
-/// What a value of each kind looks like, for ArgumentParser's bare "is invalid" message.
-private let valueHints: [String: String] = [
-    "<host:port>": "give HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:7070 or [::1]:7070",
-    "<duration>": "give a number with ms, s, m or h, e.g. 500ms, 30s, 2m",
-    "<size>": "give a number with B, KiB, MiB or GiB, e.g. 100MiB",
-]
 
 /// The `linger` command. The inspector subcommands are synchronous on purpose: `--netns` moves the calling
 /// thread into another network namespace, so every probe call of a command must run on that one thread,
@@ -27,30 +19,4 @@ struct Linger: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [Doctor.self, Sockets.self, Watch.self, Explain.self, Capacity.self, Export.self, Serve.self, Send.self, Lab.self, LabPeerCommand.self]
     )
-
-    /// As ArgumentParser's, except that a usage error is one line, `linger: …`, naming the bad value (the
-    /// usage line it would add is 300 characters; `--help` has it). Help and version print as usual.
-    static func main() async {
-        do {
-            var command = try parseAsRoot()
-            if var asyncCommand = command as? any AsyncParsableCommand {
-                try await asyncCommand.run()
-            } else {
-                try command.run()
-            }
-        } catch let error as ProbeError {
-            // One code for every command: the table (or its namespace) could not be read.
-            StandardOutput.note(error.message)
-            exit(withError: ExitCode(3))
-        } catch {
-            let code = exitCode(for: error)
-            let message = self.message(for: error)
-            guard code != .success, !message.isEmpty else { exit(withError: error) }
-            var line = message.hasPrefix("Error: ") ? String(message.dropFirst(7)) : message
-            line = line.split(separator: "\n").joined(separator: "; ")
-            if let hint = valueHints.first(where: { line.contains("is invalid for") && line.contains($0.key) })?.value { line += "; " + hint }
-            StandardOutput.note(line + " (see --help)")
-            exit(withError: ExitCode(code.rawValue))
-        }
-    }
 }

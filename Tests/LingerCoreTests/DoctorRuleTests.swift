@@ -302,3 +302,21 @@ struct IdleWithoutKeepaliveRuleTests {
         #expect(doctor.diagnose(Snapshot(records: [noInfo])).findings.isEmpty, "no tcp_info (/proc): nothing claimed")
     }
 }
+
+struct OtherSystemFactsTests {
+    @Test func timeWaitOnEachSystemSaysItsLengthAndWhereThatComesFrom() {
+        let windows = OtherSystemFacts(.timeWait, on: .windows)
+        #expect(windows.facts.first?.contains("TcpTimedWaitDelay") == true && windows.facts.first?.contains("240 s") == true)
+        #expect(windows.sources.contains { $0.contains("TcpTimedWaitDelay") })
+        #expect(OtherSystemFacts(.timeWait, on: .macos).facts.first?.contains("30 seconds") == true)
+        #expect(OtherSystemFacts(.timeWait, on: .freebsd).facts.contains { $0.contains("nolocaltimewait") })
+    }
+
+    @Test func whatWasNotCheckedIsSaidNotGuessed() {
+        for system in [OperatingSystem.macos, .windows] {
+            let facts = OtherSystemFacts(.synSent, on: system)
+            #expect(facts.facts.first?.hasPrefix("Linger has no checked facts about SYN_SENT on \(system.displayName)") == true)
+        }
+        #expect(OtherSystemFacts(.closeWait, on: .windows).facts.first?.contains("no timer") == true)
+    }
+}

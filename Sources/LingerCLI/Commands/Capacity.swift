@@ -8,7 +8,7 @@ struct Capacity: ParsableCommand {
         abstract: "Compute the TIME_WAIT population, its memory and the port headroom for a connection rate.",
         discussion: """
             Uses this machine's ephemeral port range and Linux's fixed 60 s TIME_WAIT unless told otherwise. \
-            The model (FACTS §2.8): TIME_WAIT sockets = new connections/s × TIME_WAIT length on the host that \
+            The model (docs/FACTS.md §2.8): TIME_WAIT sockets = new connections/s × TIME_WAIT length on the host that \
             closes first; one destination sustains (usable ports × source addresses) ÷ TIME_WAIT length new \
             connections per second. Examples:
               linger capacity --rate 1000

@@ -6,11 +6,18 @@ import LingerProbe
 struct Explain: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Explain a TCP state: who is in it, what it waits for, which timer ends it here, what to do.",
-        discussion: "STATE is a name such as close-wait, TIME_WAIT or FinWait2, or `all`. Timer lengths come from this machine's sysctls."
+        discussion: """
+            STATE is a name such as close-wait, TIME_WAIT or FinWait2, or `all`. Timer lengths come from this \
+            machine's sysctls. With --os macos|freebsd|windows: what that system does instead, with the source of \
+            every statement (docs/FACTS.md §3); where nothing was checked, it says so rather than guess.
+            """
     )
 
     @Argument(help: ArgumentHelp("The state to explain, or all.", valueName: "state"))
     var state: String
+
+    @Option(help: ArgumentHelp("Explain for another system: linux (this machine, the default), macos, freebsd or windows.", valueName: "os"))
+    var os: OperatingSystemChoice = .linux
 
     @OptionGroup var probeOptions: ProbeOptions
     @OptionGroup var output: OutputOptions
@@ -22,8 +29,17 @@ struct Explain: ParsableCommand {
     }
 
     func run() throws {
-        let sysctls = try probeOptions.makeProbe().sysctls()
         let states = TCPState(name: state).map { [$0] } ?? TCPState.allCases.filter { $0 != .newSynRecv }
+        if os != .linux {
+            let facts = states.map { OtherSystemFacts($0, on: os.system) }
+            if output.json {
+                StandardOutput.print((facts.count == 1 ? facts[0].json : .array(facts.map(\.json))).text(pretty: true))
+            } else {
+                StandardOutput.print(facts.map(\.text).joined(separator: "\n\n"))
+            }
+            return
+        }
+        let sysctls = try probeOptions.makeProbe().sysctls()
         let explanations = states.map { StateExplanation($0, sysctls: sysctls) }
         if output.json {
             let value: JSONValue = explanations.count == 1 ? explanations[0].json : .array(explanations.map(\.json))
@@ -32,4 +48,11 @@ struct Explain: ParsableCommand {
             StandardOutput.print(explanations.map(\.text).joined(separator: "\n\n"))
         }
     }
+}
+
+/// `--os` values; mirrors ``OperatingSystem`` (a conformance on the library type would be public API).
+enum OperatingSystemChoice: String, ExpressibleByArgument, CaseIterable {
+    case linux, macos, freebsd, windows
+
+    var system: OperatingSystem { OperatingSystem(rawValue: rawValue)! }
 }

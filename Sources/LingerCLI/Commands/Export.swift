@@ -21,7 +21,7 @@ struct Export: AsyncParsableCommand {
             """
     )
 
-    @Option(help: ArgumentHelp("Address to serve on, HOST:PORT.", valueName: "host:port"))
+    @Option(help: ArgumentHelp("Address to serve on, HOST:PORT (default: 127.0.0.1:9977).", valueName: "host:port"), transform: HostPort.parse)
     var listen = HostPort(host: "127.0.0.1", port: 9977)
 
     @Option(name: .customLong("netns"), help: ArgumentHelp("Export this network namespace instead of the exporter's own.", valueName: "name"))

@@ -47,7 +47,7 @@ struct Send: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: ArgumentHelp("The server, HOST:PORT. More servers can follow; they are tried in turn.", valueName: "host:port"))
+    @Argument(help: ArgumentHelp("The server, HOST:PORT. More servers can follow; they are tried in turn.", valueName: "host:port"), transform: HostPort.parse)
     var servers: [HostPort]
 
     @Option(name: .customLong("file"), help: ArgumentHelp("Read lines from this file or glob instead of stdin (repeatable).", valueName: "path"))

@@ -57,7 +57,7 @@ struct Serve: AsyncParsableCommand {
             """
     )
 
-    @Option(help: ArgumentHelp("Address to listen on, HOST:PORT.", valueName: "host:port"))
+    @Option(help: ArgumentHelp("Address to listen on, HOST:PORT (default: 127.0.0.1:7070).", valueName: "host:port"), transform: HostPort.parse)
     var listen: HostPort = HostPort(host: "127.0.0.1", port: 7070)
 
     @Option(help: ArgumentHelp("Where accepted messages go: stdout, file:PATH, postgres://USER:PASSWORD@HOST:PORT/DB[?table=NAME], or discard.", valueName: "sink"))

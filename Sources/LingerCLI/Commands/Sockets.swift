@@ -40,7 +40,12 @@ struct Sockets: ParsableCommand {
 
     func run() throws {
         let filter = try filterOptions.makeFilter()
-        let probe = try probeOptions.makeProbe()
+        let probe: SocketProbe
+        do { probe = try probeOptions.makeProbe() } catch let error as ProbeError {
+            // 3, as for every command: the table (or its namespace) could not be read.
+            StandardOutput.note(error.message)
+            throw ExitCode(3)
+        }
         let wantOwners = processes || filter.needsOwners
         if info && probe.source == .proc { throw ValidationError("-i needs netlink: /proc/net/tcp has no tcp_info (drop --source proc)") }
         let snapshot = try probe.snapshot(states: filter.states, owners: wantOwners ? .all : .none, kernelContext: false, tcpInfo: info)

@@ -30,7 +30,7 @@ struct DurationArgument: ExpressibleByArgument, Sendable {
 }
 
 /// `HOST:PORT` (IPv6 as `[::1]:7070`).
-struct HostPort: ExpressibleByArgument, Sendable {
+struct HostPort: ExpressibleByArgument, CustomStringConvertible, Sendable {
     var host: String
     var port: Int
 
@@ -53,6 +53,16 @@ struct HostPort: ExpressibleByArgument, Sendable {
         self.host = host
         self.port = port
     }
+
+    /// Parses HOST:PORT, or throws naming what is accepted (ArgumentParser's own message says only "invalid").
+    static func parse(_ text: String) throws -> HostPort {
+        guard let value = HostPort(argument: text) else {
+            throw ValidationError("'\(text)' is not HOST:PORT with a port from 0 to 65535 (e.g. 127.0.0.1:7070, [::1]:7070)")
+        }
+        return value
+    }
+
+    var description: String { defaultValueDescription }
 
     /// As a user types it: `127.0.0.1:7070`, `[::1]:7070`.
     var defaultValueDescription: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
