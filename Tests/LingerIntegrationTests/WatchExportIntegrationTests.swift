@@ -40,6 +40,15 @@ struct WatchExportIntegrationTests {
         deinit { _ = stop() }
     }
 
+    /// A real Prometheus on a free loopback port with `config`; the caller stops it.
+    private func startPrometheus(config: URL, data: URL) throws -> (HostProcess, Int) {
+        let port = freePort()
+        let prometheus = try HostProcess("/usr/bin/prometheus", [
+            "--config.file=\(config.path)", "--storage.tsdb.path=\(data.path)", "--web.listen-address=127.0.0.1:\(port)",
+        ])
+        return (prometheus, port)
+    }
+
     private func curl(_ url: String) throws -> String {
         try run("/usr/bin/env", ["curl", "-s", "--max-time", "5", url]).stdout
     }
@@ -85,11 +94,7 @@ struct WatchExportIntegrationTests {
                 static_configs:
                   - targets: ['127.0.0.1:\(exporterPort)']
             """.write(to: config, atomically: true, encoding: .utf8)
-        let prometheusPort = freePort()
-        let prometheus = try HostProcess("/usr/bin/prometheus", [
-            "--config.file=\(config.path)", "--storage.tsdb.path=\(directory.appendingPathComponent("data").path)",
-            "--web.listen-address=127.0.0.1:\(prometheusPort)",
-        ])
+        let (prometheus, prometheusPort) = try startPrometheus(config: config, data: directory.appendingPathComponent("data"))
         defer { _ = prometheus.stop() }
         let query = "http://127.0.0.1:\(prometheusPort)/api/v1/query?query=linger_tcp_close_wait_sockets%7Bpid%3D%22\(leaky.pid)%22%7D"
         var answer = ""
@@ -135,11 +140,7 @@ struct WatchExportIntegrationTests {
                 static_configs:
                   - targets: ['127.0.0.1:\(exporterPort)']
             """.write(to: config, atomically: true, encoding: .utf8)
-        let prometheusPort = freePort()
-        let prometheus = try HostProcess("/usr/bin/prometheus", [
-            "--config.file=\(config.path)", "--storage.tsdb.path=\(scratch.url.appendingPathComponent("data").path)",
-            "--web.listen-address=127.0.0.1:\(prometheusPort)",
-        ])
+        let (prometheus, prometheusPort) = try startPrometheus(config: config, data: scratch.url.appendingPathComponent("data"))
         defer { _ = prometheus.stop() }
         var answer = ""
         let scraped = try waitFor(40) {
