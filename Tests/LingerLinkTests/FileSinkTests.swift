@@ -6,11 +6,11 @@ import Testing
 /// The file sink's promises, on real files: what a failed write, a failed fsync, a crash or a stranger's file
 /// leaves behind.
 struct FileSinkTests {
-    let directory: String
+    let scratch: TemporaryDirectory
+    var directory: String { scratch.path }
 
     init() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("linger-sink-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        scratch = try TemporaryDirectory(prefix: "linger-sink")
     }
 
     private var data: String { directory + "/out.log" }
@@ -163,11 +163,11 @@ struct FileSinkTests {
 
 /// The collector's own output rotating: by rename and SIGHUP, built in, and copytruncate refused.
 struct FileSinkRotationTests {
-    let directory: String
+    let scratch: TemporaryDirectory
+    var directory: String { scratch.path }
 
     init() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("linger-rot-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        scratch = try TemporaryDirectory(prefix: "linger-rot")
     }
 
     private var data: String { directory + "/out.log" }

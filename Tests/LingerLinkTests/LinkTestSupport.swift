@@ -1,3 +1,4 @@
+import Foundation
 @testable import LingerLink
 import NIOCore
 import Synchronization
@@ -69,4 +70,17 @@ final class ScriptedSink: LinkSink {
 
     var stored: String { state.withLock { $0.stored } }
     var commitCalls: [[LinkSinkBatch]] { state.withLock { $0.commitCalls } }
+}
+
+/// A directory under /tmp for one test, removed when the test's suite instance lets go of it (pass or fail):
+/// Swift Testing makes a suite instance per test, and a struct has no deinit of its own.
+final class TemporaryDirectory {
+    let path: String
+
+    init(prefix: String) throws {
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
 }

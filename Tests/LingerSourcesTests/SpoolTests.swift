@@ -2,8 +2,20 @@ import Foundation
 import LingerSources
 import Testing
 
+/// A directory under /tmp for one test, removed when the suite instance (one per test) lets go of it.
+final class TemporaryDirectory {
+    let path: String
+
+    init(prefix: String) {
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)").path
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
 struct SpoolTests {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("linger-spool-\(UUID().uuidString)").path
+    let scratch = TemporaryDirectory(prefix: "linger-spool")
+    var directory: String { scratch.path }
 
     private func lines(_ range: ClosedRange<Int>) -> [[UInt8]] { range.map { Array("line \($0)".utf8) } }
 
@@ -59,6 +71,7 @@ struct RotatedFilesTests {
     @Test func siblingsComeOldestFirst() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("linger-rot-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         for name in ["app.log", "app.log.1", "app.log.2.gz", "app.log.10", "app.log-20261129", "app.log-20261128.gz", "app.logger", "other.log.1"] {
             FileManager.default.createFile(atPath: directory + "/" + name, contents: Data())
         }
@@ -71,6 +84,7 @@ struct CompressedInputTests {
     @Test func aGzippedRotatedFileReadsAndIsNamedLikeTheOriginal() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("linger-gz-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let text = (1...5000).map { "line \($0)" }.joined(separator: "\n") + "\n"
         try text.write(toFile: directory + "/app.log.1", atomically: true, encoding: .utf8)
         let gzip = Process()
