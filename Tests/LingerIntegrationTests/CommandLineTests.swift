@@ -47,6 +47,14 @@ struct CommandLineTests {
         try expectCleanRefusal(["explain", "time-wait", "--os", "plan9"], status: 64, mentions: ["plan9", "windows"])
     }
 
+    @Test func procSaysItHasNoListenBacklog() throws {
+        let proc = try linger(["sockets", "--source", "proc", "--state", "listen"])
+        #expect(proc.status == 0)
+        let hasListener = proc.stdout.split(separator: "\n").contains { $0.hasPrefix("LISTEN") }
+        #expect(proc.stderr.contains("no listen backlog") == hasListener, "\(proc.stderr)")
+        #expect(!(try linger(["sockets", "--state", "listen"]).stderr.contains("no listen backlog")), "netlink has it")
+    }
+
     @Test func unknownStateListsTheValidOnes() throws {
         try expectCleanRefusal(["sockets", "--state", "half-open"], status: 64, mentions: ["half-open", "CLOSE_WAIT", "connected"])
         try expectCleanRefusal(["explain", "wat"], status: 64, mentions: ["wat", "TIME_WAIT"])

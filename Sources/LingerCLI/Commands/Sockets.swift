@@ -55,6 +55,9 @@ struct Sockets: ParsableCommand {
                 "could not read the fds of \(coverage.processesDenied) of \(coverage.processesDenied + coverage.processesScanned) "
                     + "processes (other users'; run as root to see them): their sockets show no owner")
         }
+        if snapshot.source == .proc && records.contains(where: { $0.state == .listen }) {
+            StandardOutput.note("read from /proc/net/tcp, which has no listen backlog: LISTEN Send-Q shows 0 where netlink (ss) shows the backlog")
+        }
         if summary {
             let renderer = SummaryRenderer(byProcess: processes)
             if output.json {
