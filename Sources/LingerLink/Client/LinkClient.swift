@@ -68,7 +68,6 @@ public final class LinkClient: Service, Sendable {
         var nextWaiterID = 0
         var reconnects = 0
         var sessions = 0
-        var lastConnectError: String?
         /// The last failed attempt while no session is up (for --progress).
         var trouble: ConnectionTrouble?
         var sentCount: UInt64 = 0
@@ -221,7 +220,7 @@ public final class LinkClient: Service, Sendable {
     public var reconnectCount: Int { state.withLockedValue { $0.reconnects } }
 
     /// Why the last connection attempt failed, while no session is up ("connection refused").
-    public var connectProblem: String? { state.withLockedValue { $0.channel == nil ? $0.lastConnectError : nil } }
+    public var connectProblem: String? { connectionTrouble?.reason }
 
     /// While no session is up after failed attempts: the last one, its reason and when the next comes.
     public var connectionTrouble: ConnectionTrouble? { state.withLockedValue { $0.channel == nil ? $0.trouble : nil } }
@@ -279,7 +278,6 @@ public final class LinkClient: Service, Sendable {
             var reason: String?
             do {
                 let channel = try await connect(to: endpoint, tls: try tlsContexts?.current())
-                state.withLockedValue { $0.lastConnectError = nil }
                 metrics.connections.increment()
                 // Cancelling run() closes the connection at once (an abrupt stop: use close() to drain first).
                 await withTaskCancellationHandler {
@@ -290,7 +288,6 @@ public final class LinkClient: Service, Sendable {
                 metrics.connections.decrement()
             } catch {
                 reason = "cannot connect to \(endpoint): \(describe(error))"
-                state.withLockedValue { $0.lastConnectError = reason }
                 log(reason!)
             }
             if isClosingOrFailed { break }
