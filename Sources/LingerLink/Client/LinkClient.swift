@@ -357,11 +357,15 @@ public final class LinkClient: Service, Sendable {
     // MARK: - Called by the connection handler (on its event loop)
 
     /// A session is up: resume every stream from the server's marks. Returns the named streams to reopen on
-    /// this connection, or nil (and fails the link) when the server holds more of a stream than this client
-    /// ever sent on it on a later session: another sender wrote with the same id.
+    /// this connection, or nil (the handler then closes it gracefully): when the client is closing, or (failing
+    /// the link) when the server holds more of a stream than this client ever sent on it on a later session:
+    /// another sender wrote with the same id.
     func established(serverHighest: UInt64, streams: [LinkStreamMark], channel: any Channel) -> [(UInt32, String)]? {
         let marks = Dictionary(streams.map { ($0.stream, $0) }, uniquingKeysWith: { a, _ in a })
         let (waiters, reopen) = state.withLockedValue { state -> ([Waiter], [(UInt32, String)]?) in
+            // close() began while this connection was being made: nobody else will close it (the close request
+            // went to the connection before, or to none), so it closes at once, client first.
+            if state.closing { return ([], nil) }
             state.knownMarks = marks
             var serverMarks: [UInt32: UInt64] = [0: serverHighest]
             for (number, name) in state.streamNames { serverMarks[number] = marks[name]?.sequence ?? 0 }
