@@ -122,6 +122,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        .testTarget(name: "LingerLabTests", dependencies: ["LingerLab", "LingerCore"]),
         .testTarget(name: "LingerSourcesTests", dependencies: ["LingerSources", "LingerLink"]),
         .testTarget(
             name: "LingerPostgresTests",
@@ -133,7 +134,8 @@ let package = Package(
         .testTarget(
             name: "LingerIntegrationTests",
             // Runs the built binaries: it depends on the executables so that they are built, and imports neither.
-            dependencies: ["LingerCLI", "LingerFixture"]
+            // CLingerZlib only to read the PNG screenshots Chromium takes of the lab report.
+            dependencies: ["LingerCLI", "LingerFixture", "CLingerZlib"]
         ),
     ]
 )

@@ -19,4 +19,30 @@ struct Linger: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [Doctor.self, Sockets.self, Watch.self, Explain.self, Capacity.self, Export.self, Serve.self, Send.self, Lab.self, LabPeerCommand.self]
     )
+
+    /// As ArgumentParser's, except that a usage error is one line, `linger: …`, naming the bad value (the
+    /// usage line it would add is 300 characters; `--help` has it). Help and version print as usual.
+    @MainActor static func main() async {
+        let command: any ParsableCommand
+        do {
+            command = try parseAsRoot()
+        } catch {
+            let code = exitCode(for: error)
+            let message = self.message(for: error)
+            guard code != .success, !message.isEmpty else { exit(withError: error) }
+            let line = message.hasPrefix("Error: ") ? String(message.dropFirst(7)) : message
+            StandardOutput.note(line.split(separator: "\n").joined(separator: "; ") + " (see --help)")
+            exit(withError: ExitCode(code.rawValue))
+        }
+        do {
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                var syncCommand = command
+                try syncCommand.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }

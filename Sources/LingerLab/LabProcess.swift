@@ -128,6 +128,14 @@ enum LabInterrupt {
     static func install() {
         signal(SIGINT) { _ in LabInterrupt.requested = 1 }
         signal(SIGTERM) { _ in LabInterrupt.requested = 1 }
+        // A parent may start us with these blocked (a blocked mask survives exec: Foundation's Process,
+        // spawning from one of Swift's worker threads, passes on theirs). Ctrl-C must still stop a run, so the
+        // thread that runs the lab, and the scenario threads it starts, take them.
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        sigaddset(&signals, SIGINT)
+        sigaddset(&signals, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &signals, nil)
     }
 
     static func check() throws {

@@ -8,6 +8,9 @@ public protocol LabScenario: Sendable {
     var summary: String { get }
     /// The claim the run checks, in one or two sentences (and in `docs/LAB.md` with its source).
     var claim: String { get }
+    /// Where the claim comes from: kernel functions, RFCs, man pages. Printed in reports, which must make
+    /// sense outside the repository, so it names public sources rather than linking to our docs.
+    var source: String { get }
     /// Runs the scenario; `quick` shortens it to seconds (the tests use it).
     func run(in lab: LabContext, quick: Bool) throws -> LabResult
 }
@@ -21,12 +24,33 @@ public struct LabResult: Sendable {
     public var findings: [String]
     /// Socket counts over time, per series name (for the chart).
     public var series: [LabSeries]
+    /// Trial tables as bar charts (scenarios whose result is a count per case rather than a curve).
+    public var bars: LabBarChart?
 
-    public init(variants: [LabVariant], passed: Bool, findings: [String], series: [LabSeries] = []) {
+    public init(variants: [LabVariant], passed: Bool, findings: [String], series: [LabSeries] = [], bars: LabBarChart? = nil) {
         self.variants = variants
         self.passed = passed
         self.findings = findings
         self.series = series
+        self.bars = bars
+    }
+}
+
+/// A grouped bar chart: one group per case (a close style under a condition, a kind of SYN), one bar per
+/// outcome (delivered, lost; SYN+ACK, ACK).
+public struct LabBarChart: Sendable {
+    public var title: String
+    /// What the bars count ("trials", "answers").
+    public var unit: String
+    /// The outcomes, in legend order; every group has a value for each (0 when absent).
+    public var outcomes: [String]
+    public var groups: [(name: String, values: [Double])]
+
+    public init(title: String, unit: String, outcomes: [String], groups: [(name: String, values: [Double])]) {
+        self.title = title
+        self.unit = unit
+        self.outcomes = outcomes
+        self.groups = groups
     }
 }
 
@@ -58,6 +82,12 @@ public struct LabRun: Sendable {
     public var scenario: any LabScenario
     public var result: LabResult
     public var durationSeconds: Double
+
+    public init(scenario: any LabScenario, result: LabResult, durationSeconds: Double) {
+        self.scenario = scenario
+        self.result = result
+        self.durationSeconds = durationSeconds
+    }
 
     /// `{"scenario", "verdict", "claim", "variants": [{"name", "measurements"}], "durationSeconds", "findings"}`.
     public var json: JSONValue {

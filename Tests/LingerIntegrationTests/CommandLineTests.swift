@@ -39,6 +39,36 @@ struct CommandLineTests {
         try expectCleanRefusal(["export", "--leak-age=-1"], status: 64, mentions: ["--leak-age", "-1"])
     }
 
+    /// Every usage error is one line, `linger: …`, exit 64: parse errors too (ArgumentParser's own are three
+    /// or four lines with a long usage line), and negative numbers are values refused with a reason, not
+    /// flags reported as a missing value.
+    @Test func usageErrorsAreOneLineAndNegativeValuesAreRefusedWithAReason() throws {
+        let cases: [([String], [String])] = [
+            (["capacity", "--rate"], ["Missing value", "--rate"]),
+            (["sockets", "--bogus"], ["--bogus"]),
+            (["nosuch"], ["nosuch"]),
+            (["capacity", "--rate", "-5"], ["--rate", "-5"]),
+            (["send", "--give-up-after", "-1s", "127.0.0.1:1"], ["-1s", "--give-up-after", "500ms, 30s, 2m"]),
+            (["serve", "--idle-timeout", "-2", "--sink", "discard"], ["-2", "--idle-timeout"]),
+            (["serve", "--rotate-size", "-5", "--sink", "file:/tmp/x"], ["-5", "--rotate-size", "MiB"]),
+            (["serve", "--max-connections", "-3", "--sink", "discard"], ["--max-connections", "at least 1"]),
+            (["send", "--max-line-bytes", "-5", "127.0.0.1:1"], ["--max-line-bytes", "-5"]),
+            (["watch", "--interval", "-1"], ["--interval"]),
+            (["capacity", "--rate", "5", "--time-wait", "-1"], ["--time-wait"]),
+        ]
+        for (arguments, mentions) in cases {
+            try expectCleanRefusal(arguments, status: 64, mentions: mentions)
+            let stderr = try linger(arguments).stderr
+            let lines = stderr.split(separator: "\n")
+            #expect(lines.count == 1 && stderr.hasPrefix("linger: "), "\(arguments): one line, 'linger: …': \(stderr)")
+            #expect(!stderr.contains("Usage:") && !stderr.contains("Error:"), "\(arguments): \(stderr)")
+        }
+        // Help still prints in full, with defaults as users type them.
+        let help = try linger(["serve", "--help"])
+        #expect(help.status == 0 && help.stdout.contains("USAGE:") && help.stdout.contains("(default: 30s)"), "\(help.stdout)")
+        #expect(!help.stdout.contains("DurationArgument") && !help.stdout.contains("HostPort("))
+    }
+
     @Test func explainOtherSystemsWithSources() throws {
         let windows = try linger(["explain", "time-wait", "--os", "windows"])
         #expect(windows.status == 0 && windows.stdout.contains("TcpTimedWaitDelay") && windows.stdout.contains("sources:"), "\(windows.stdout)")

@@ -6,8 +6,12 @@ import Testing
 extension Integration {
 @Suite(.enabled(if: canUseNamespaces, "the lab needs root to create namespaces"))
 struct LabIntegrationTests {
-    private func runScenario(_ name: String) throws -> [String: Any] {
-        let result = try linger(["lab", "run", name, "--quick", "--json"])
+    /// Runs a scenario with `--report`, checks its JSON, and checks its HTML report in a real browser:
+    /// `lines` curves on the time chart (one per variant) and `barGroups` groups on the trial chart.
+    private func runScenario(_ name: String, lines: Int = 0, barGroups: Int = 0) throws -> [String: Any] {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("linger-lab-report-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let result = try linger(["lab", "run", name, "--quick", "--json", "--report", directory.path])
         #expect(result.status == 0, "\(name): \(result.stdout.suffix(800)) \(result.stderr.suffix(400))")
         let json = try result.json()
         #expect(json["scenario"] as? String == name)
@@ -15,7 +19,22 @@ struct LabIntegrationTests {
         #expect(!((json["claim"] as? String) ?? "").isEmpty)
         #expect(try run("/usr/bin/env", ["ip", "netns", "list"]).stdout.contains("linger-lab") == false, "namespace removed")
         #expect(try run("/usr/bin/env", ["pgrep", "-f", "lab-peer"]).stdout.isEmpty, "peers stopped")
+        try checkReportInBrowser(directory.appendingPathComponent("index.html").path, scenario: name,
+                                 verdict: json["verdict"] as? String ?? "?", lines: lines, barGroups: barGroups)
         return json
+    }
+
+    /// The page as Chromium parsed it: the scenario's section with its verdict, every curve and bar group, and
+    /// no link that leaves the report's directory.
+    private func checkReportInBrowser(_ page: String, scenario: String, verdict: String, lines: Int, barGroups: Int) throws {
+        let dom = try Browser.dom(of: page)
+        #expect(dom.contains("<section class=\"scenario\" id=\"\(scenario)\" data-verdict=\"\(verdict)\">"), "\(scenario) section: \(dom.prefix(400))")
+        #expect(dom.contains("<span class=\"verdict \(verdict)\">\(verdict)</span>"))
+        #expect(dom.components(separatedBy: "<polyline class=\"series\"").count - 1 == lines, "\(scenario): one curve per variant")
+        let groups = Set(dom.components(separatedBy: "data-group=\"").dropFirst().map { $0.prefix { $0 != "\"" } })
+        #expect(groups.count == barGroups, "\(scenario): bar groups \(groups.sorted())")
+        #expect(!dom.contains("docs/"), "no links into the repository")
+        #expect(dom.components(separatedBy: "<svg").count - 1 == (lines > 0 ? 1 : 0) + (barGroups > 0 ? 1 : 0))
     }
 
     private func variant(_ json: [String: Any], _ name: String) throws -> [String: Any] {
@@ -25,7 +44,7 @@ struct LabIntegrationTests {
     }
 
     @Test func closeWaitLeak() throws {
-        let json = try runScenario("close-wait-leak")
+        let json = try runScenario("close-wait-leak", lines: 3)
         let naive = try variant(json, "naive"), correct = try variant(json, "correct")
         #expect((naive["closeWait"] as? Int ?? 0) >= 50, "the naive client piles up CLOSE_WAIT: \(naive)")
         #expect(naive["firstError"] as? String == "EMFILE")
@@ -36,7 +55,7 @@ struct LabIntegrationTests {
     }
 
     @Test func lostGoodbye() throws {
-        let json = try runScenario("lost-goodbye")
+        let json = try runScenario("lost-goodbye", barGroups: 12)
         let graceful = try variant(json, "graceful"), abortive = try variant(json, "abortive"), plain = try variant(json, "close")
         let trials = try #require(graceful["trials"] as? Int)
         for condition in ["prompt-reader", "reply-in-send-queue", "unread-client-data", "unread-data-and-queued-reply"] {
@@ -49,7 +68,7 @@ struct LabIntegrationTests {
     }
 
     @Test func timeWaitChurnMatchesTheCapacityModel() throws {
-        let json = try runScenario("time-wait-churn")
+        let json = try runScenario("time-wait-churn", lines: 3)
         let client = try variant(json, "client-closes-first"), server = try variant(json, "server-closes-first")
         let persistent = try variant(json, "persistent")
         let measured = try #require(client["timeWaitAtClient"] as? Int), predicted = try #require(client["predicted"] as? Double)
@@ -64,7 +83,7 @@ struct LabIntegrationTests {
     }
 
     @Test func portExhaustionAndWhatLiftsIt() throws {
-        let json = try runScenario("port-exhaustion")
+        let json = try runScenario("port-exhaustion", lines: 6)
         let naive = try variant(json, "one-connection-per-request")
         #expect(naive["firstError"] as? String == "EADDRNOTAVAIL")
         let firstAt = try #require(naive["firstFailureAtSeconds"] as? Double)
@@ -80,7 +99,7 @@ struct LabIntegrationTests {
     }
 
     @Test func timeWaitSYN() throws {
-        let json = try runScenario("time-wait-syn")
+        let json = try runScenario("time-wait-syn", barGroups: 4)
         #expect(try variant(json, "newer-sequence")["kernelAnswered"] as? String == "SYN+ACK")
         #expect(try variant(json, "older-sequence")["kernelAnswered"] as? String == "ACK")
         #expect(try variant(json, "older-sequence-newer-timestamp")["kernelAnswered"] as? String == "SYN+ACK")
@@ -89,14 +108,14 @@ struct LabIntegrationTests {
     }
 
     @Test func reuseAddrRestart() throws {
-        let json = try runScenario("reuseaddr-restart")
+        let json = try runScenario("reuseaddr-restart", barGroups: 3)
         #expect(try variant(json, "naive")["bind"] as? String == "EADDRINUSE")
         #expect(try variant(json, "correct")["bind"] as? String == "ok")
         #expect(try variant(json, "only-new-listener")["bind"] as? String == "EADDRINUSE")
     }
 
     @Test func finWait2() throws {
-        let json = try runScenario("fin-wait-2")
+        let json = try runScenario("fin-wait-2", lines: 2)
         let orphaned = try variant(json, "orphaned"), held = try variant(json, "held-after-shutdown")
         let gone = try #require(orphaned["goneAfterSeconds"] as? Double)
         #expect(gone >= 2 && gone <= 6, "orphans go at tcp_fin_timeout (3 s): \(gone)")
@@ -104,7 +123,7 @@ struct LabIntegrationTests {
     }
 
     @Test func halfOpenPeer() throws {
-        let json = try runScenario("half-open")
+        let json = try runScenario("half-open", lines: 2)
         let naive = try variant(json, "naive"), careful = try variant(json, "tcp-user-timeout")
         #expect(naive["stateAfterWindow"] as? String == "ESTABLISHED" && naive["detectedWithinWindow"] as? Bool == false, "\(naive)")
         #expect((naive["retransmissions"] as? Int ?? 0) >= 3)
@@ -114,16 +133,29 @@ struct LabIntegrationTests {
         #expect(careful["error"] as? String == "ETIMEDOUT")
     }
 
-    @Test func reportWritesMarkdownAndSVG() throws {
+    @Test func reportWritesMarkdownSVGAndAPageABrowserRenders() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("linger-lab-report-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
         let result = try linger(["lab", "run", "fin-wait-2", "--quick", "--report", directory.path])
         #expect(result.status == 0)
         let markdown = try String(contentsOf: directory.appendingPathComponent("fin-wait-2.md"), encoding: .utf8)
-        #expect(markdown.contains("# fin-wait-2: PASS") && markdown.contains("![fin-wait-2](fin-wait-2.svg)"))
+        #expect(markdown.contains("# fin-wait-2: PASS") && markdown.contains("(fin-wait-2.svg)"))
+        #expect(markdown.contains("**Source.** Linux net/ipv4/tcp.c"), "the claim's source travels with the report")
         let svg = try String(contentsOf: directory.appendingPathComponent("fin-wait-2.svg"), encoding: .utf8)
         #expect(svg.hasPrefix("<svg") && svg.contains("<polyline") && svg.contains("held FIN_WAIT2"))
         #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent("index.md").path))
+        // The page stands alone: moved out of the report directory, it still renders everything.
+        let moved = FileManager.default.temporaryDirectory.appendingPathComponent("linger-lab-moved-\(UUID().uuidString).html").path
+        defer { try? FileManager.default.removeItem(atPath: moved) }
+        try FileManager.default.copyItem(atPath: directory.appendingPathComponent("index.html").path, toPath: moved)
+        let png = moved + ".png"
+        defer { try? FileManager.default.removeItem(atPath: png) }
+        try Browser.screenshot(of: moved, to: png)
+        let pixels = try PNGPixels(contentsOf: png)
+        #expect(pixels.width == 1000 && pixels.height == 2000)
+        // Text, two coloured curves, the verdict badge, grid lines: a rendered report has ink and colours.
+        #expect(pixels.inkedShare > 0.01, "the screenshot is blank: \(pixels.inkedShare)")
+        #expect(pixels.distinctColors > 20, "only \(pixels.distinctColors) colours in the screenshot")
     }
 
     @Test func unknownScenarioIsRefused() throws {

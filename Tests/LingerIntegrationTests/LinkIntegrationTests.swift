@@ -208,3 +208,27 @@ struct LinkIntegrationTests {
     }
 }
 }
+
+extension Integration.LinkIntegrationTests {
+    /// `serve --verbose` logs what its help promises: each connection's opening, the client id it claimed,
+    /// and its close, with the peer written as host:port (no Swift type names).
+    @Test func verboseServeLogsEachConnectionWithItsClientID() throws {
+        let ns = try TestNamespace()
+        defer { ns.tearDown() }
+        let server = try ns.linger(["serve", "--listen", "127.0.0.1:7400", "--sink", "discard", "--verbose"])
+        try server.waitForStderr("listening")
+        let input = directory.appendingPathComponent("one.txt")
+        try "one line\n".write(to: input, atomically: true, encoding: .utf8)
+        let sender = try ns.linger(["send", "127.0.0.1:7400", "--client-id", "verbose-check", "--file", input.path])
+        #expect(sender.waitForExit(timeout: 30) == 0, "\(sender.stderrText)")
+        try server.waitForStderr("connection closed")
+        server.signal(SIGTERM)
+        #expect(server.waitForExit(timeout: 30) == 0)
+        let log = server.stderrText
+        #expect(log.contains("connection opened") && log.contains("peer=127.0.0.1:"), "\(log)")
+        #expect(log.contains("client connected") && log.contains("client=verbose-check"), "\(log)")
+        let closed = log.split(separator: "\n").first { $0.contains("connection closed") } ?? ""
+        #expect(closed.contains("client=verbose-check peer=127.0.0.1:"), "\(log)")
+        #expect(!log.contains("[IPv4]") && !log.contains("LingerLink."), "no Swift type names: \(log)")
+    }
+}

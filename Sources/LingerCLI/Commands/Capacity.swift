@@ -23,25 +23,25 @@ struct Capacity: ParsableCommand {
     @Option(parsing: .unconditional, help: ArgumentHelp("Requests per second, all destinations together.", valueName: "per-second"))
     var rate: Double
 
-    @Option(name: .customLong("requests-per-connection"), help: "Requests each connection carries (1 = a new connection per request).")
+    @Option(name: .customLong("requests-per-connection"), parsing: .unconditional, help: "Requests each connection carries (1 = a new connection per request).")
     var requestsPerConnection: Double = 1
 
-    @Option(name: .customLong("time-wait"), help: ArgumentHelp("TIME_WAIT length in seconds (default: this machine's; 60 on Linux).", valueName: "seconds"))
+    @Option(name: .customLong("time-wait"), parsing: .unconditional, help: ArgumentHelp("TIME_WAIT length in seconds (default: this machine's; 60 on Linux).", valueName: "seconds"))
     var timeWait: Double?
 
     @Option(name: .customLong("port-range"), help: ArgumentHelp("Ephemeral port range LOW-HIGH (default: this machine's, less reserved ports).", valueName: "low-high"))
     var portRange: String?
 
-    @Option(name: .customLong("source-addresses"), help: "Local addresses the connections are spread over.")
+    @Option(name: .customLong("source-addresses"), parsing: .unconditional, help: "Local addresses the connections are spread over.")
     var sourceAddresses = 1
 
-    @Option(help: "Destination address:port pairs the connections are spread over evenly (overrides the next two).")
+    @Option(parsing: .unconditional, help: "Destination address:port pairs the connections are spread over evenly (overrides the next two).")
     var destinations: Int?
 
-    @Option(name: .customLong("destination-addresses"), help: "Destination addresses the connections are spread over.")
+    @Option(name: .customLong("destination-addresses"), parsing: .unconditional, help: "Destination addresses the connections are spread over.")
     var destinationAddresses = 1
 
-    @Option(name: .customLong("destination-ports"), help: "Destination ports per address the connections are spread over.")
+    @Option(name: .customLong("destination-ports"), parsing: .unconditional, help: "Destination ports per address the connections are spread over.")
     var destinationPorts = 1
 
     @Flag(help: "Connections are persistent (pooled, keep-alive): no new connection per request, so no TIME_WAIT build-up.")

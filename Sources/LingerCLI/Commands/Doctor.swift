@@ -18,7 +18,7 @@ struct Doctor: ParsableCommand {
     @OptionGroup var probeOptions: ProbeOptions
     @OptionGroup var output: OutputOptions
 
-    @Option(help: ArgumentHelp("Take a second snapshot after this many seconds to prove CLOSE_WAIT sockets are stuck.", valueName: "seconds"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Take a second snapshot after this many seconds to prove CLOSE_WAIT sockets are stuck.", valueName: "seconds"))
     var confirm: Double?
 
     func validate() throws {

@@ -27,7 +27,7 @@ struct Export: AsyncParsableCommand {
     @Option(name: .customLong("netns"), help: ArgumentHelp("Export this network namespace instead of the exporter's own.", valueName: "name"))
     var namespace: String?
 
-    @Option(name: .customLong("leak-age"), help: ArgumentHelp("Seconds before a stuck CLOSE_WAIT socket marks its process as leaking.", valueName: "seconds"))
+    @Option(name: .customLong("leak-age"), parsing: .unconditional, help: ArgumentHelp("Seconds before a stuck CLOSE_WAIT socket marks its process as leaking.", valueName: "seconds"))
     var leakAge: Double = 60
 
     @Option(name: .customLong("tls-cert"), help: ArgumentHelp("Serve HTTPS with this PEM certificate (chain).", valueName: "pem"))
@@ -58,7 +58,7 @@ struct Export: AsyncParsableCommand {
             StandardOutput.note(error.description)
             throw ExitCode.failure
         }
-        let group = ServiceGroup(configuration: .init(services: [exporter], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let group = ServiceGroup(configuration: .init(services: [exporter], gracefulShutdownSignals: [.sigterm, .sigint], logger: lifecycleLogger(logger)))
         async let announce: Void = {
             for _ in 0..<200 {
                 if let address = exporter.localAddress {

@@ -45,7 +45,7 @@ struct Lab: ParsableCommand {
         @Argument(help: ArgumentHelp("A scenario name from `linger lab list`, or all.", valueName: "name"))
         var name: String
 
-        @Option(help: ArgumentHelp("Write a Markdown report with SVG charts into this directory.", valueName: "dir"))
+        @Option(help: ArgumentHelp("Write the report into this directory: index.html (one self-contained page), and Markdown with SVG charts.", valueName: "dir"))
         var report: String?
 
         @Flag(help: "Shortened runs (seconds instead of minutes), as the tests use.")
@@ -111,12 +111,11 @@ struct Lab: ParsableCommand {
 
         private func writeReport(_ runs: [LabRun], to directory: String) throws {
             mkdir(directory, 0o755)
-            var index = "# Linger lab report\n\n| scenario | verdict | seconds |\n|---|---|---|\n"
             for run in runs {
                 for (file, contents) in MarkdownReport.files(for: run) { try writeFile("\(directory)/\(file)", contents) }
-                index += "| [\(run.scenario.name)](\(run.scenario.name).md) | \(run.result.passed ? "pass" : "fail") | \((run.durationSeconds * 10).rounded() / 10) |\n"
             }
-            try writeFile("\(directory)/index.md", index)
+            try writeFile("\(directory)/index.md", MarkdownReport.index(for: runs))
+            try writeFile("\(directory)/index.html", HTMLReport.page(for: runs))
         }
 
         private func writeFile(_ path: String, _ contents: String) throws {

@@ -83,32 +83,33 @@ struct Send: AsyncParsableCommand {
     @Option(name: .customLong("spool"), help: ArgumentHelp("Keep stdin's lines in this directory until acknowledged (crash-safe).", valueName: "dir"))
     var spool: String?
 
-    @Option(name: .customLong("spool-max-bytes"), help: ArgumentHelp("Refuse to spool more than this many bytes.", valueName: "bytes"))
+    @Option(name: .customLong("spool-max-bytes"), parsing: .unconditional, help: ArgumentHelp("Refuse to spool more than this many bytes.", valueName: "bytes"))
     var spoolMaxBytes: Int64 = 1 << 30
 
-    @Option(name: .customLong("max-line-bytes"), help: ArgumentHelp("Cut longer lines to this many bytes, with a warning.", valueName: "bytes"))
+    @Option(name: .customLong("max-line-bytes"), parsing: .unconditional, help: ArgumentHelp("Cut longer lines to this many bytes, with a warning.", valueName: "bytes"))
     var maxLineBytes = 16 << 20
 
-    @Option(name: .customLong("rotate-wait"), help: ArgumentHelp("With --follow: read a rotated file until it has not grown for this long.", valueName: "duration"))
+    @Option(name: .customLong("rotate-wait"), parsing: .unconditional, help: ArgumentHelp("With --follow: read a rotated file until it has not grown for this long (default: 1s).", valueName: "duration"), transform: DurationArgument.parse)
     var rotateWait = DurationArgument(.seconds(1))
 
     @Flag(help: "Show sent, acknowledged, in flight, reconnects and rate on stderr (every 5 s when stderr is not a terminal).")
     var progress = false
 
-    @Option(name: .customLong("idle-timeout"), help: ArgumentHelp("Replace a connection that receives nothing for this long.", valueName: "duration"))
+    @Option(name: .customLong("idle-timeout"), parsing: .unconditional, help: ArgumentHelp("Replace a connection that receives nothing for this long (default: 30s).", valueName: "duration"), transform: DurationArgument.parse)
     var idleTimeout = DurationArgument(.seconds(30))
 
-    @Option(name: .customLong("backoff-initial"), help: ArgumentHelp("First reconnect delay (jittered).", valueName: "duration"))
+    @Option(name: .customLong("backoff-initial"), parsing: .unconditional, help: ArgumentHelp("First reconnect delay, jittered (default: 100ms).", valueName: "duration"), transform: DurationArgument.parse)
     var backoffInitial = DurationArgument(.milliseconds(100))
 
-    @Option(name: .customLong("backoff-max"), help: ArgumentHelp("Longest reconnect delay.", valueName: "duration"))
+    @Option(name: .customLong("backoff-max"), parsing: .unconditional, help: ArgumentHelp("Longest reconnect delay (default: 10s).", valueName: "duration"), transform: DurationArgument.parse)
     var backoffMax = DurationArgument(.seconds(10))
 
-    @Option(name: .customLong("give-up-after"), help: ArgumentHelp(
-        "Stop with exit status 1 when no connection has worked for this long (default: retry forever).", valueName: "duration"))
+    @Option(name: .customLong("give-up-after"), parsing: .unconditional, help: ArgumentHelp(
+        "Stop with exit status 1 when no connection has worked for this long (default: retry forever).", valueName: "duration"),
+        transform: DurationArgument.parse)
     var giveUpAfter: DurationArgument?
 
-    @Option(name: .customLong("outbox-messages"), help: "Unacknowledged messages held before reading more input.")
+    @Option(name: .customLong("outbox-messages"), parsing: .unconditional, help: "Unacknowledged messages held before reading more input.")
     var outboxMessages = 1_000_000
 
     @Flag(help: "Log connection events to stderr.")

@@ -82,16 +82,16 @@ struct Serve: AsyncParsableCommand {
         valueName: "pem"))
     var tlsClientCA: String?
 
-    @Option(name: .customLong("max-connections"), help: "Refuse connections beyond this many (the client retries later).")
+    @Option(name: .customLong("max-connections"), parsing: .unconditional, help: "Refuse connections beyond this many (the client retries later).")
     var maxConnections = 1024
 
-    @Option(name: .customLong("idle-timeout"), help: ArgumentHelp("Close a connection that sends nothing for this long (30s, 500ms, 2m).", valueName: "duration"))
+    @Option(name: .customLong("idle-timeout"), parsing: .unconditional, help: ArgumentHelp("Close a connection that sends nothing for this long, e.g. 500ms or 2m (default: 30s).", valueName: "duration"), transform: DurationArgument.parse)
     var idleTimeout = DurationArgument(.seconds(30))
 
-    @Option(name: .customLong("close-deadline"), help: ArgumentHelp("After GOAWAY or ERROR, how long a client gets to close first before the server closes.", valueName: "duration"))
+    @Option(name: .customLong("close-deadline"), parsing: .unconditional, help: ArgumentHelp("After GOAWAY or ERROR, how long a client gets to close first before the server closes (default: 5s).", valueName: "duration"), transform: DurationArgument.parse)
     var closeDeadline = DurationArgument(.seconds(5))
 
-    @Option(name: .customLong("shutdown-deadline"), help: ArgumentHelp("On shutdown, how long clients get to close first.", valueName: "duration"))
+    @Option(name: .customLong("shutdown-deadline"), parsing: .unconditional, help: ArgumentHelp("On shutdown, how long clients get to close first (default: 10s).", valueName: "duration"), transform: DurationArgument.parse)
     var shutdownDeadline = DurationArgument(.seconds(10))
 
     @Flag(name: .customLong("adopt-existing"), help: ArgumentHelp(
@@ -99,13 +99,13 @@ struct Serve: AsyncParsableCommand {
             + "(by default such a file is refused, never truncated). Senders that shipped into it before resend from 0."))
     var adoptExisting = false
 
-    @Option(name: .customLong("rotate-size"), help: ArgumentHelp("With a file sink: rotate the output once it holds this much (100MiB, 1GiB).", valueName: "size"))
+    @Option(name: .customLong("rotate-size"), parsing: .unconditional, help: ArgumentHelp("With a file sink: rotate the output once it holds this much (100MiB, 1GiB).", valueName: "size"), transform: ByteSize.parse)
     var rotateSize: ByteSize?
 
-    @Option(name: .customLong("rotate-every"), help: ArgumentHelp("With a file sink: rotate the output after this long (1h, 1d).", valueName: "duration"))
+    @Option(name: .customLong("rotate-every"), parsing: .unconditional, help: ArgumentHelp("With a file sink: rotate the output after this long (1h, 1d).", valueName: "duration"), transform: DurationArgument.parse)
     var rotateEvery: DurationArgument?
 
-    @Option(name: .customLong("keep"), help: ArgumentHelp("With --rotate-size/--rotate-every: rotated files kept (older are deleted).", valueName: "n"))
+    @Option(name: .customLong("keep"), parsing: .unconditional, help: ArgumentHelp("With --rotate-size/--rotate-every: rotated files kept (older are deleted).", valueName: "n"))
     var keep: Int?
 
     @Flag(help: "With --rotate-size/--rotate-every: gzip rotated files.")
@@ -253,7 +253,7 @@ struct Serve: AsyncParsableCommand {
         }
         defer { reopening.cancel() }
         let group = ServiceGroup(
-            configuration: .init(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: .init(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: lifecycleLogger(logger)))
         async let announce: Void = {
             if let address = try? await server.listeningAddress() {
                 let host = address.ipAddress.map { address.protocol == .inet6 ? "[\($0)]" : $0 } ?? "?"
@@ -268,6 +268,14 @@ struct Serve: AsyncParsableCommand {
         }
         await announce
     }
+}
+
+/// ServiceLifecycle's own debug lines name Swift types (`LingerLink.LinkServer`); --verbose promises
+/// connection events, so the lifecycle logs only what a user acts on.
+func lifecycleLogger(_ logger: Logger) -> Logger {
+    var quieter = logger
+    quieter.logLevel = max(logger.logLevel, .notice)
+    return quieter
 }
 
 /// Logs to stderr; `info` and above, or everything with `--verbose`.

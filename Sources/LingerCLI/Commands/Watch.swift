@@ -27,13 +27,13 @@ struct Watch: ParsableCommand {
     @OptionGroup var filterOptions: FilterOptions
     @OptionGroup var output: OutputOptions
 
-    @Option(help: ArgumentHelp("Seconds between snapshots.", valueName: "seconds"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Seconds between snapshots.", valueName: "seconds"))
     var interval: Double = 2
 
-    @Option(help: ArgumentHelp("Stop after this many seconds (default: until interrupted).", valueName: "seconds"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Stop after this many seconds (default: until interrupted).", valueName: "seconds"))
     var duration: Double?
 
-    @Option(name: .customLong("leak-age"), help: ArgumentHelp("Seconds a CLOSE_WAIT socket may stay before its process is called a leak.", valueName: "seconds"))
+    @Option(name: .customLong("leak-age"), parsing: .unconditional, help: ArgumentHelp("Seconds a CLOSE_WAIT socket may stay before its process is called a leak.", valueName: "seconds"))
     var leakAge: Double = 60
 
     @Flag(help: "One line per interval instead of a refreshing screen.")

@@ -1,7 +1,7 @@
 import ArgumentParser
 
 /// A duration typed as `30s`, `500ms`, `2m`, `1h`, `1d` or a bare number of seconds.
-struct DurationArgument: ExpressibleByArgument, Sendable {
+struct DurationArgument: ExpressibleByArgument, CustomStringConvertible, Sendable {
     var duration: Duration
 
     init?(argument: String) {
@@ -26,6 +26,17 @@ struct DurationArgument: ExpressibleByArgument, Sendable {
     /// As a user types it: `30s`, `500ms`.
     var defaultValueDescription: String {
         milliseconds % 1000 == 0 ? "\(milliseconds / 1000)s" : "\(milliseconds)ms"
+    }
+
+    var description: String { defaultValueDescription }
+
+    /// Parses a duration, or throws naming what is accepted. The options use it with `.unconditional` parsing,
+    /// so `-1s` reaches here and is refused with a reason rather than read as a flag ("missing value").
+    static func parse(_ text: String) throws -> DurationArgument {
+        guard let value = DurationArgument(argument: text) else {
+            throw ValidationError("give a number of at least 0 with ms, s, m, h or d (500ms, 30s, 2m), or bare seconds")
+        }
+        return value
     }
 }
 
@@ -88,4 +99,12 @@ struct ByteSize: ExpressibleByArgument, Sendable {
     }
 
     var defaultValueDescription: String { "\(bytes)" }
+
+    /// Parses a size, or throws naming what is accepted (used with `.unconditional` parsing, like durations).
+    static func parse(_ text: String) throws -> ByteSize {
+        guard let value = ByteSize(argument: text) else {
+            throw ValidationError("give a size above 0 in bytes, or with KiB, MiB, GiB, kB, MB or GB (100MiB, 1GiB)")
+        }
+        return value
+    }
 }

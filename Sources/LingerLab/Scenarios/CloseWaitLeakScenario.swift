@@ -10,6 +10,7 @@ public struct CloseWaitLeakScenario: LabScenario {
     public let claim = "CLOSE_WAIT has no kernel timer: a socket whose peer closed stays in CLOSE_WAIT until the "
         + "application closes it, so a client that reconnects without closing leaks one socket and one fd per "
         + "reconnect until it hits its fd limit; closing on EOF keeps it at zero. SO_REUSEADDR plays no part."
+    public let source = "Linux net/ipv4/tcp.c: tcp_close() is the only way out of CLOSE_WAIT, and no timer runs in that state (tcp(7); RFC 9293 §3.3.2)."
     public init() {}
 
     public func run(in lab: LabContext, quick: Bool) throws -> LabResult {
@@ -17,10 +18,12 @@ public struct CloseWaitLeakScenario: LabScenario {
         let fdLimit = quick ? 64 : 256
         let interval = quick ? 5 : 20
         lab.progress("close-wait-leak: \(connections) reconnects each, naive client limited to \(fdLimit) fds")
+        // One server port per client, so the chart can tell their sockets apart without looking up owners.
         _ = try lab.peer(["server", "--port", "7001", "--behavior", "close-first"])
+        _ = try lab.peer(["server", "--port", "7003", "--behavior", "close-first"])
         let (naive, _) = try lab.peer(["reconnect-client", "--port", "7001", "--mode", "naive", "--connections", "\(connections)",
                                         "--fd-limit", "\(fdLimit)", "--interval-ms", "\(interval)"])
-        let (correct, _) = try lab.peer(["reconnect-client", "--port", "7001", "--mode", "correct", "--connections", "\(connections)",
+        let (correct, _) = try lab.peer(["reconnect-client", "--port", "7003", "--mode", "correct", "--connections", "\(connections)",
                                           "--fd-limit", "\(fdLimit)", "--interval-ms", "\(interval)"])
         var series: [String: LabSeries] = [:]
         var naiveDone: String?, correctDone: String?
@@ -29,8 +32,9 @@ public struct CloseWaitLeakScenario: LabScenario {
             if correctDone == nil { correctDone = try correct.readLine(timeout: 0.01) }
             return naiveDone != nil && correctDone != nil
         }) { snapshot in
-            // The clients connect from ephemeral ports to 7001; their CLOSE_WAIT sockets have remote port 7001.
-            ["naive client CLOSE_WAIT": Double(snapshot.count(.closeWait) { $0.remote.port == 7001 && $0.local.port != 7001 })]
+            // The clients connect from ephemeral ports; their CLOSE_WAIT sockets have the server's port as remote port.
+            ["naive client CLOSE_WAIT": Double(snapshot.count(.closeWait) { $0.remote.port == 7001 && $0.local.port != 7001 }),
+             "correct client CLOSE_WAIT": Double(snapshot.count(.closeWait) { $0.remote.port == 7003 && $0.local.port != 7003 })]
         }
         let snapshot = try lab.snapshot(owners: TCPStateSet(.closeWait))
         let naiveFields = fields(naiveDone ?? ""), correctFields = fields(correctDone ?? "")
@@ -43,7 +47,9 @@ public struct CloseWaitLeakScenario: LabScenario {
         _ = try lab.peer(["server", "--port", "7002", "--behavior", "exception-leak"])
         let errors = 12
         _ = try lab.peer(["clients", "--port", "7002", "--count", "\(errors)", "--send", "bad request", "--then", "close"])
-        try LabInterrupt.sleep(0.5)
+        try lab.sample(every: 0.1, for: 0.5, into: &series) { snapshot in
+            ["server CLOSE_WAIT (error path without close)": Double(snapshot.count(.closeWait) { $0.local.port == 7002 })]
+        }
         let after = try lab.snapshot()
         let serverCloseWait = after.count(.closeWait) { $0.local.port == 7002 }
         let clientFinWait2 = after.count(.finWait2) { $0.remote.port == 7002 }

@@ -7,6 +7,7 @@ public struct FinWait2Scenario: LabScenario {
     public let summary = "FIN_WAIT2 times out for orphans (tcp_fin_timeout), never for sockets held after shutdown()"
     public let claim = "tcp_fin_timeout applies only to orphaned FIN_WAIT2 sockets: after close() they disappear once "
         + "the timeout passes; a socket the process still holds after shutdown(SHUT_WR) stays in FIN_WAIT2 with no timer."
+    public let source = "Linux net/ipv4/tcp.c: an orphaned FIN_WAIT2 socket is timed by tcp_fin_timeout (ip-sysctl.rst); one still held by its process after shutdown() has no timer (tcp(7))."
     public init() {}
 
     public func run(in lab: LabContext, quick: Bool) throws -> LabResult {

@@ -12,6 +12,7 @@ public struct HalfOpenScenario: LabScenario {
         + "while the kernel retransmits with backoff until tcp_retries2 (about 15 minutes by default); with "
         + "TCP_USER_TIMEOUT the write fails with ETIMEDOUT once data has waited that long; linger doctor names the naive "
         + "client (unreachable-peer) within seconds."
+    public let source = "tcp(7): tcp_retries2 and TCP_USER_TIMEOUT; RFC 5482 (the TCP User Timeout option); RFC 9293 §3.8.3."
     public init() {}
 
     static let userTimeoutMilliseconds = 3000

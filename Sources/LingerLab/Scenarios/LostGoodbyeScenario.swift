@@ -9,6 +9,7 @@ public struct LostGoodbyeScenario: LabScenario {
         + "in every condition; an abortive close (SO_LINGER {1,0}, RST) loses it when the reply is still in the "
         + "server's send queue; a plain close() with unread client data resets the connection too (RFC 2525, "
         + "TCPAbortOnClose), which graceful close avoids by reading first."
+    public let source = "Linux net/ipv4/tcp.c: tcp_close() sends RST when unread data remains (counter TCPAbortOnClose), and SO_LINGER {1, 0} aborts through tcp_disconnect(); RFC 2525 §2.17; netty issue #6818."
     public init() {}
 
     struct Condition {
@@ -95,6 +96,15 @@ public struct LostGoodbyeScenario: LabScenario {
         return LabResult(
             variants: variants,
             passed: gracefulAlways && gracefulNeverResets && abortiveLoses && plainResets && plainLosesQueuedReply,
-            findings: findings)
+            findings: findings,
+            bars: LabBarChart(
+                title: "lost-goodbye: the server's last message, delivered or lost, of \(trials) trials",
+                unit: "trials", outcomes: ["delivered", "lost"],
+                groups: styles.flatMap { style in
+                    conditions.map { c in
+                        let delivered = cells[style]?[c.name]?.0 ?? 0
+                        return (name: "\(style) / \(c.name)", values: [Double(delivered), Double(trials - delivered)])
+                    }
+                }))
     }
 }

@@ -13,6 +13,7 @@ public struct PortExhaustionScenario: LabScenario {
         + "destination: past that connect() fails with EADDRNOTAVAIL after about P ÷ rate seconds; reusing "
         + "connections, more destination ports, more source addresses, or tcp_tw_reuse lift the ceiling. Through a "
         + "TCP proxy the TIME_WAIT of the backend connections collects on the proxy."
+    public let source = "Linux net/ipv4/inet_hashtables.c: __inet_hash_connect() and __inet_check_established() choose an ephemeral port per (source, destination, destination port); ip_local_port_range and tcp_tw_reuse in ip-sysctl.rst."
     public init() {}
 
     public func run(in lab: LabContext, quick: Bool) throws -> LabResult {
@@ -44,8 +45,10 @@ public struct PortExhaustionScenario: LabScenario {
             return !done.contains(nil)
         }) { snapshot in
             [
-                "client ports in TIME_WAIT toward :7601 (of \(ports))": Double(snapshot.count(.timeWait) { $0.remote.port == 7601 }),
-                "client ports in TIME_WAIT toward :7603-7604": Double(snapshot.count(.timeWait) { $0.remote.port == 7603 || $0.remote.port == 7604 }),
+                "one-connection-per-request (TIME_WAIT, of \(ports) ports)": Double(snapshot.count(.timeWait) { $0.remote.port == 7601 }),
+                "persistent-connection (TIME_WAIT)": Double(snapshot.count(.timeWait) { $0.remote.port == 7602 }),
+                "two-destination-ports (TIME_WAIT)": Double(snapshot.count(.timeWait) { $0.remote.port == 7603 || $0.remote.port == 7604 }),
+                "two-source-addresses (TIME_WAIT)": Double(snapshot.count(.timeWait) { $0.remote.port == 7605 }),
             ]
         }
         var results: [(Variant, [String: String])] = zip(processes, done).map { ($0.0, fields($1 ?? "")) }
@@ -53,7 +56,10 @@ public struct PortExhaustionScenario: LabScenario {
         try lab.sysctl("net.ipv4.tcp_tw_reuse", "1")
         let reuseVariant = Variant(name: "tcp_tw_reuse=1", arguments: ["--port", "7607"], spread: 1)
         let (reuse, _) = try lab.peer(["churn", "--host", "10.77.0.2", "--rate", "\(rate)", "--seconds", "\(seconds)", "--closer", "client"] + reuseVariant.arguments)
-        results.append((reuseVariant, fields(try reuse.expectLine("done", timeout: Double(seconds) + 30))))
+        let reuseDone = try lab.sample(while: reuse, every: 0.25, for: Double(seconds) + 30, into: &series) { snapshot in
+            ["tcp_tw_reuse=1 (TIME_WAIT)": Double(snapshot.count(.timeWait) { $0.remote.port == 7607 })]
+        }
+        results.append((reuseVariant, fields(reuseDone)))
 
         let capacity = CapacityReport(CapacityInput(requestsPerSecond: Double(rate), usablePorts: ports))
         let predictedFirstFailure = Double(ports) / Double(rate)
@@ -85,7 +91,7 @@ public struct PortExhaustionScenario: LabScenario {
                     + (predicted.map { " (the range would be spent after \($0) s)" } ?? " (no 60 s hold on the ports)") + ".")
             }
         }
-        if let proxy = try haproxyVariant(lab: lab, far: far, rate: rate, seconds: quick ? 3 : 10) {
+        if let proxy = try haproxyVariant(lab: lab, far: far, rate: rate, seconds: quick ? 3 : 10, series: &series) {
             measured.append(proxy.0)
             findings.append(proxy.1)
             passed = passed && proxy.2
@@ -96,7 +102,9 @@ public struct PortExhaustionScenario: LabScenario {
     }
 
     /// The same churn through HAProxy in TCP mode (far namespace: 10.77.0.2:7700 → backend 127.0.0.1:7701).
-    private func haproxyVariant(lab: LabContext, far: String, rate: Int, seconds: Int) throws -> (LabVariant, String, Bool)? {
+    private func haproxyVariant(
+        lab: LabContext, far: String, rate: Int, seconds: Int, series: inout [String: LabSeries]
+    ) throws -> (LabVariant, String, Bool)? {
         guard access("/usr/sbin/haproxy", X_OK) == 0 else { return nil }
         let config = "/tmp/\(lab.namespace)-haproxy.cfg"
         let text = """
@@ -123,7 +131,11 @@ public struct PortExhaustionScenario: LabScenario {
         let haproxy = try lab.program(["/usr/sbin/haproxy", "-db", "-f", config], in: far)
         try LabInterrupt.sleep(0.5)
         let (client, _) = try lab.peer(["churn", "--host", "10.77.0.2", "--port", "7700", "--rate", "\(rate)", "--seconds", "\(seconds)", "--closer", "client"])
-        let done = fields(try client.expectLine("done", timeout: Double(seconds) + 30))
+        let line = try lab.sample(while: client, every: 0.25, for: Double(seconds) + 30, into: &series) { snapshot in
+            // The client's side, in the lab's namespace; the proxy's own TIME_WAIT is counted in the far one below.
+            ["through HAProxy (client TIME_WAIT)": Double(snapshot.count(.timeWait) { $0.remote.port == 7700 })]
+        }
+        let done = fields(line)
         try LabInterrupt.sleep(0.5)
         let backendTimeWait = try lab.count(in: far, state: "time-wait", filter: ["--remote-port", "7701"])
         let frontendTimeWait = try lab.count(in: far, state: "time-wait", filter: ["--local-port", "7700"])

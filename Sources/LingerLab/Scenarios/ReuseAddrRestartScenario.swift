@@ -7,6 +7,7 @@ public struct ReuseAddrRestartScenario: LabScenario {
     public let summary = "restarting a server over its own TIME_WAIT: EADDRINUSE without SO_REUSEADDR"
     public let claim = "While a server's old connections sit in TIME_WAIT on its port, bind() fails with EADDRINUSE "
         + "unless both the old and the new listener set SO_REUSEADDR (a TIME_WAIT socket keeps its listener's flag)."
+    public let source = "Linux net/ipv4/inet_connection_sock.c: inet_bind_conflict(); a TIME_WAIT socket keeps its listener's sk_reuse (socket(7), SO_REUSEADDR)."
     public init() {}
 
     public func run(in lab: LabContext, quick: Bool) throws -> LabResult {
@@ -35,6 +36,16 @@ public struct ReuseAddrRestartScenario: LabScenario {
             ]))
             findings.append("\(c.name): \(timeWait) TIME_WAIT on port \(c.port); old listener SO_REUSEADDR=\(c.old), new \(c.new): bind → \(result)")
         }
-        return LabResult(variants: variants, passed: passed, findings: findings)
+        // Per case: the TIME_WAIT the old server left on its port, and whether the new one could bind over it.
+        let groups = variants.map { variant in
+            let value = { (key: String) in variant.measurements.first { $0.0 == key }?.1 }
+            let timeWait: Double = if case .int(let count)? = value("timeWaitOnPort") { Double(count) } else { 0 }
+            let bound = value("bind") == .string("ok")
+            return (name: variant.name, values: [timeWait, bound ? timeWait : 0, bound ? 0 : timeWait])
+        }
+        return LabResult(variants: variants, passed: passed, findings: findings, bars: LabBarChart(
+            title: "reuseaddr-restart: TIME_WAIT on the port, and whether the restarted server could bind over it",
+            unit: "sockets", outcomes: ["TIME_WAIT on the port", "…and bind() succeeded", "…and bind() failed (EADDRINUSE)"],
+            groups: groups))
     }
 }

@@ -25,6 +25,23 @@ extension LabContext {
     }
 }
 
+extension LabContext {
+    /// Samples while `peer` works, until it reports `done …`, and returns that line; the chart then shows the
+    /// peer's whole run.
+    func sample(
+        while peer: LabProcess, every interval: Double, for limit: Double, into series: inout [String: LabSeries],
+        measure: (Snapshot) -> [String: Double]
+    ) throws -> String {
+        var done: String?
+        try sample(every: interval, for: limit, into: &series, until: {
+            if let line = try peer.readLine(timeout: 0.01), line.hasPrefix("done") { done = line }
+            return done != nil
+        }, measure: measure)
+        guard let done else { throw LabError("a lab peer (pid \(peer.pid)) did not report 'done' within \(Int(limit)) s") }
+        return done
+    }
+}
+
 extension Snapshot {
     func count(_ state: TCPState, where predicate: (SocketRecord) -> Bool = { _ in true }) -> Int {
         records.reduce(0) { $0 + ($1.state == state && predicate($1) ? 1 : 0) }

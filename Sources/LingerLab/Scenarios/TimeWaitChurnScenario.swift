@@ -8,6 +8,7 @@ public struct TimeWaitChurnScenario: LabScenario {
     public let claim = "TIME_WAIT lands on the side that sends the first FIN and lasts a fixed 60 s on Linux, so a "
         + "steady rate R of short connections holds R × min(t, 60 s) sockets there (linger capacity's model); a "
         + "persistent connection holds none."
+    public let source = "Linux include/net/tcp.h: TCP_TIMEWAIT_LEN is 60 s, fixed at compile time; the TIME_WAIT lands on the side that closes first (RFC 9293 §3.6)."
     public init() {}
 
     public func run(in lab: LabContext, quick: Bool) throws -> LabResult {

@@ -9,6 +9,7 @@ public struct TimeWaitSYNScenario: LabScenario {
     public let claim = "Linux accepts a new SYN for a 4-tuple in TIME_WAIT (answering SYN-ACK) when its sequence number "
         + "is after the old connection's, or when it carries a timestamp newer than the old connection's; otherwise "
         + "the TIME_WAIT answers with an ACK and the SYN opens nothing."
+    public let source = "Linux net/ipv4/tcp_minisocks.c: tcp_timewait_state_process(); RFC 1122 §4.2.2.13 (a newer sequence number), RFC 6191 (a newer timestamp)."
     public init() {}
 
     public func run(in lab: LabContext, quick: Bool) throws -> LabResult {
@@ -43,6 +44,14 @@ public struct TimeWaitSYNScenario: LabScenario {
         let paws = counters["TcpExt:PAWSTimewait"] ?? counters["TcpExt:PAWSEstab"] ?? 0
         variants.append(LabVariant("kernel-counters", [("PAWSTimewait", number(Int(paws)))]))
         findings.append("TcpExt PAWSTimewait (TIME_WAIT segments rejected for an old timestamp) = \(paws) in the lab's namespace.")
-        return LabResult(variants: variants, passed: passed, findings: findings)
+        // One SYN per kind: the bars show which answer each kind drew, beside the answer the claim expects.
+        let answers = ["SYN+ACK", "ACK", "none"]
+        let groups = cases.indices.map { index in
+            let answer = variants[index].measurements.first { $0.0 == "kernelAnswered" }?.1
+            return (name: cases[index].name, values: answers.map { answer == .string($0) ? 1.0 : 0 })
+        }
+        return LabResult(variants: variants, passed: passed, findings: findings, bars: LabBarChart(
+            title: "time-wait-syn: what the TIME_WAIT answered, per kind of SYN", unit: "answers",
+            outcomes: answers, groups: groups))
     }
 }

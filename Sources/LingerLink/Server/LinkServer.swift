@@ -130,7 +130,7 @@ public final class LinkServer: Service {
             throw failure
         }
         if let local = channel.localAddress { publish(.success(local)) }
-        logger.info("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+        logger.info("listening", metadata: ["address": "\(channel.localAddress.map(ServerConnectionHandler.hostPort) ?? "?")"])
 
         let committer = self.committer
         var sinkFailure: (any Error)?

@@ -37,6 +37,11 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     private var closeDeadline: Scheduled<Void>?
     private var transportEOFSeen = false
     private var closeAtTransportEOF = false
+    /// `host:port` of the client, kept from the start: the channel forgets it once closed, when the last
+    /// log line about the connection is written.
+    private var peer = "?"
+    /// The client id this connection claimed (the session forgets it once the connection winds down).
+    private var client = "-"
 
     init(settings: Settings, committer: SinkCommitter, registry: ConnectionRegistry, logger: Logger, metrics: LinkMetrics) {
         self.session = ServerSession(configuration: settings.session)
@@ -53,7 +58,8 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         metrics.connections.increment()
-        logger.debug("connection opened", metadata: ["peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
+        peer = context.remoteAddress.map(Self.hostPort) ?? "?"
+        logger.debug("connection opened", metadata: ["peer": "\(peer)"])
         context.fireChannelActive()
     }
 
@@ -61,7 +67,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
         closeDeadline?.cancel()
         metrics.connections.decrement()
         registry.remove(context.channel)
-        logger.debug("connection closed", metadata: ["client": "\(session.clientID ?? "-")"])
+        logger.debug("connection closed", metadata: ["client": "\(client)", "peer": "\(peer)"])
         session.closed()
         context.fireChannelInactive()
     }
@@ -97,7 +103,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
         case let event as IdleStateHandler.IdleStateEvent where event == .read:
             let action = session.readIdle(timeout: settings.idleTimeout)
             if action != .none {
-                logger.info("closing an idle connection", metadata: ["client": "\(session.clientID ?? "-")"])
+                logger.info("closing an idle connection", metadata: ["client": "\(session.clientID ?? "-")", "peer": "\(peer)"])
                 metrics.idleTimeouts.increment()
             }
             run(action, context: context)
@@ -125,6 +131,8 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
             run(session.connectionRefused(), context: context)
         case is ConnectionReplaced:
             metrics.replacedConnections.increment()
+            logger.info("a newer connection claimed this client id; closing this one",
+                        metadata: ["client": "\(session.clientID ?? "-")", "peer": "\(peer)"])
             run(session.replaced(), context: context)
         default:
             context.fireUserInboundEventTriggered(event)
@@ -133,19 +141,25 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let error = error as? LinkProtocolError {
-            logger.info("protocol error", metadata: ["client": "\(session.clientID ?? "-")", "error": "\(error)"])
+            logger.info("protocol error", metadata: ["client": "\(session.clientID ?? "-")", "peer": "\(peer)", "error": "\(error)"])
             run(session.protocolError(error), context: context)
         } else {
             // A socket error (reset, write failure) or a failed TLS handshake: nothing more can be said on this
             // connection.
             if error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError {
-                logger.info("TLS failed", metadata: ["peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")", "error": "\(error)"])
+                logger.info("TLS failed", metadata: ["peer": "\(peer)", "error": "\(error)"])
             } else {
-                logger.debug("connection error", metadata: ["error": "\(error)"])
+                logger.debug("connection error", metadata: ["client": "\(session.clientID ?? "-")", "peer": "\(peer)", "error": "\(error)"])
             }
             session.closed()
             context.close(promise: nil)
         }
+    }
+
+    /// `10.0.0.7:51234` or `[::1]:51234`: how people write an address, not how NIO prints its type.
+    static func hostPort(_ address: SocketAddress) -> String {
+        guard let ip = address.ipAddress, let port = address.port else { return "\(address)" }
+        return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
     }
 
     // MARK: - Actions
@@ -160,6 +174,10 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
                 self.claimCompleted(result, clientID: clientID, channel: channel)
             }
         case .welcome(let serverID, let mark, let streams, let keepalive):
+            client = session.clientID ?? "-"
+            logger.debug("client connected", metadata: [
+                "client": "\(client)", "peer": "\(peer)", "resumesAfter": "\(mark)", "streams": "\(streams.count)",
+            ])
             write(.welcome(serverID: serverID, highestAccepted: mark, streams: streams), context: context)
             context.flush()
             if let keepalive, keepalive > .zero {
@@ -182,13 +200,13 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
             write(.ping(token: 0), context: context)
             context.flush()
         case .goAway(let code, let text):
-            logger.debug("GOAWAY", metadata: ["code": "\(code)", "text": "\(text)"])
+            logger.debug("GOAWAY", metadata: ["client": "\(session.clientID ?? "-")", "peer": "\(peer)", "code": "\(code)", "text": "\(text)"])
             write(.goAway(code: code, text: text), context: context)
             context.flush()
             // The client closes first (TIME_WAIT lands on it); a client that vanished is closed at the deadline.
             startCloseDeadline(context: context)
         case .error(let code, let text):
-            logger.notice("refusing a client", metadata: ["code": "\(code)", "text": "\(text)"])
+            logger.notice("refusing a client", metadata: ["client": "\(session.clientID ?? "-")", "peer": "\(peer)", "code": "\(code)", "text": "\(text)"])
             write(.error(code: code, text: text), context: context)
             context.flush()
             context.close(mode: .output, promise: nil)
