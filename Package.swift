@@ -147,3 +147,20 @@ for target in package.targets where target.type != .system && !target.name.hasPr
     settings.append(.enableUpcomingFeature("InternalImportsByDefault"))
     target.swiftSettings = settings
 }
+
+// The fuzz targets (Fuzz/, docs/FUZZING.md) join the package only when scripts/fuzz asks (LINGER_FUZZ=1): they
+// need libFuzzer (`-sanitize=fuzzer,address -parse-as-library`) and `@testable` access to debug builds, so
+// ordinary builds, tests and release builds never see them.
+if Context.environment["LINGER_FUZZ"] == "1" {
+    package.products.append(.executable(name: "linger-fuzz", targets: ["LingerFuzz"]))
+    package.targets.append(
+        .executableTarget(
+            name: "LingerFuzz",
+            dependencies: [
+                "LingerLink", "LingerProbe", "LingerSources", "LingerCore", "CLingerZlib",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            path: "Fuzz/Sources/LingerFuzz"
+        ))
+}

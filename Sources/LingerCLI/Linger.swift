@@ -16,7 +16,7 @@ struct Linger: AsyncParsableCommand {
             the link: a persistent connection that reconnects by itself, never leaks a socket and delivers \
             every line exactly once.
             """,
-        version: "0.1.0",
+        version: LingerVersion.number,
         subcommands: [Doctor.self, Sockets.self, Watch.self, Explain.self, Capacity.self, Export.self, Serve.self, Send.self, Lab.self, LabPeerCommand.self]
     )
 

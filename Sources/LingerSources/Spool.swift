@@ -179,7 +179,8 @@ public final class Spool: @unchecked Sendable {
                 let want = Int(min(segment.bytes - offset, Int64(max(limit - size, 1 << 16))))
                 var block = [UInt8](repeating: 0, count: want)
                 let got = block.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, off_t(offset)) }
-                guard got > 8 else { break }
+                // A block may be a single empty record: exactly its 8-byte header.
+                guard got >= 8 else { break }
                 var position = 0
                 while position + 8 <= got {
                     let length = Int(UInt32(bigEndian: block.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: position, as: UInt32.self) }))

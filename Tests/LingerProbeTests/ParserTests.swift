@@ -191,6 +191,30 @@ struct KernelFileParserTests {
         #expect(KernelFileParsers.reservedPortCount("30000-32770\n", within: 32768...60999) == 3)
         #expect(KernelFileParsers.reservedPortCount("\n", within: 32768...60999) == 0)
     }
+
+    /// Found by the inet-diag fuzz target: an NLMSG_ERROR carrying Int32.min trapped on negation instead of
+    /// throwing. The input is the committed reproducer, minimized to its one 20-byte message.
+    @Test func anErrorMessageWithAnyCodeThrowsAProbeError() throws {
+        let reproducer = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../Fuzz/Regressions/inet-diag-error-code-int-min").standardized
+        let bytes = try Data(contentsOf: reproducer)
+        var records: [SocketRecord] = []
+        #expect(throws: ProbeError.self) {
+            _ = try bytes.withUnsafeBytes { try InetDiagReplyParser().parse($0, into: &records) }
+        }
+        #expect(records.isEmpty)
+    }
+
+    /// Found by the kernel-files fuzz target: overlapping items were counted twice, so the reserved ports came
+    /// out above the range (and capacity's port budget below zero). The input is the committed reproducer.
+    @Test func overlappingReservedPortsCountOnce() throws {
+        let reproducer = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../Fuzz/Regressions/kernel-files-overlapping-reserved-ports").standardized
+        let text = try String(contentsOf: reproducer, encoding: .utf8)
+        #expect(KernelFileParsers.reservedPortCount(text, within: 32768...60999) == 28232)
+        #expect(KernelFileParsers.reservedPortCount("40000-40010,40005-40020,40020\n", within: 32768...60999) == 21)
+        #expect(KernelFileParsers.reservedPortCount("40005-40020,40000-40010,9000\n", within: 32768...60999) == 21)
+    }
 }
 
 struct ProcessLimitsParserTests {

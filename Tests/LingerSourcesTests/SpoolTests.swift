@@ -37,6 +37,20 @@ struct SpoolTests {
         #expect(try emptied.records(after: 20).lines == lines(21...21))
     }
 
+    /// Found by the spool fuzz target (Fuzz/Regressions/spool-empty-last-record: a spool holding one empty
+    /// line): a read whose block was a single empty record, 8 bytes of header, returned nothing, so an empty
+    /// last line from stdin was never sent while `next` counted it.
+    @Test func anEmptyLastLineIsRead() throws {
+        let spool = try Spool(directory: directory)
+        #expect(try spool.append([Array("a".utf8), []]) == 1)
+        #expect(try spool.records(after: 1).lines == [[]])
+        spool.close()
+        let reopened = try Spool(directory: directory)
+        defer { reopened.close() }
+        #expect(reopened.nextSequence == 3)
+        #expect(try reopened.records(after: 0).lines == [Array("a".utf8), []])
+    }
+
     @Test func aTornTailIsCutAndDamageElsewhereIsNamed() throws {
         let spool = try Spool(directory: directory)
         try spool.append(lines(1...3))

@@ -41,7 +41,9 @@ package struct InetDiagReplyParser {
             case Self.nlmsgError:
                 let code = length >= 20 ? bytes.loadUnaligned(fromByteOffset: offset + 16, as: Int32.self) : 0
                 if code == 0 { break }  // an ACK, not an error
-                throw ProbeError(.netlinkUnavailable, "the kernel refused the sock_diag dump (error \(-code))", errno: -code)
+                // The kernel sends -errno; clamped, because negating Int32.min traps (found by fuzzing).
+                let error = Int32(clamping: -Int64(code))
+                throw ProbeError(.netlinkUnavailable, "the kernel refused the sock_diag dump (error \(error))", errno: error)
             case InetDiagRequest.sockDiagByFamily:
                 guard length >= Self.headerLength + Self.messageLength else {
                     throw ProbeError(.malformedReply, "sock_diag message of \(length) bytes is shorter than inet_diag_msg")

@@ -47,15 +47,21 @@ package enum KernelFileParsers {
         return low...high
     }
 
-    /// How many ports of `range` the `ip_local_reserved_ports` list (`8000-8010,9000`) takes away.
+    /// How many ports of `range` the `ip_local_reserved_ports` list (`8000-8010,9000`) takes away. Items that
+    /// overlap count once (the kernel prints a merged list, but the count must never exceed the range).
     package static func reservedPortCount(_ text: String, within range: ClosedRange<Int>) -> Int {
-        var count = 0
+        var spans: [(Int, Int)] = []
         for item in text.split(whereSeparator: { $0 == "," || $0 == "\n" || $0 == " " }) {
             let bounds = item.split(separator: "-")
             guard let low = bounds.first.flatMap({ Int($0) }) else { continue }
             let high = bounds.count > 1 ? Int(bounds[1]) ?? low : low
             let lower = max(low, range.lowerBound), upper = min(high, range.upperBound)
-            if upper >= lower { count += upper - lower + 1 }
+            if upper >= lower { spans.append((lower, upper)) }
+        }
+        var count = 0, covered = Int.min
+        for (lower, upper) in spans.sorted(by: { $0.0 < $1.0 }) where upper > covered {
+            count += upper - max(lower, covered + 1) + 1
+            covered = upper
         }
         return count
     }
