@@ -34,7 +34,6 @@ enum ServerSessionTarget {
         var streamKeys: [UInt32: LinkStreamKey] = [:]
         var leaving = false  // GOAWAY or ERROR sent, or replaced
         var errorSent = false
-        var stream = ByteBuffer()
 
         func perform(_ action: ServerSession.Action, after event: String) {
             switch action {
@@ -78,12 +77,7 @@ enum ServerSessionTarget {
             switch op % 8 {
             case 0, 1, 2, 3:
                 // The next frame, self-delimited by its length field, from the input.
-                guard let lengthBytes = reader.take(4) else { return }
-                let length = Int(UInt32(bigEndian: lengthBytes.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }))
-                guard let body = reader.take(min(length, 8192)) else { return }
-                stream.clear()
-                stream.writeBytes(lengthBytes)
-                stream.writeBytes(body)
+                guard var stream = reader.frame(limit: 8192) else { return }
                 do {
                     if let run = try LinkInboundDecoder.readDataRun(&stream, maximumFrameLength: 8192) {
                         perform(session.dataReceived(run), after: "DATA")
@@ -136,14 +130,5 @@ enum ServerSessionTarget {
             }
         }
         if errorSent, session.closeDeadlinePassed() != .close { violated("after an ERROR the close deadline did not close") }
-    }
-}
-
-extension InputReader {
-    /// The next `count` bytes, or nil when the input ends first.
-    mutating func take(_ count: Int) -> [UInt8]? {
-        guard count >= 0, bytes.count - offset >= count else { return nil }
-        defer { offset += count }
-        return Array(bytes[offset..<offset + count])
     }
 }

@@ -4,6 +4,7 @@
 #if canImport(Glibc)
 @preconcurrency import Glibc
 #endif
+import NIOCore
 
 /// Every target: its name (the corpus folder under Fuzz/Corpus) and its one-input check. A check returns
 /// normally for any input; a broken invariant stops the process through `violated`, which libFuzzer records
@@ -11,6 +12,7 @@
 let targets: [String: @Sendable (UnsafeRawBufferPointer) -> Void] = [
     "link-frame": FrameDecoderTarget.run,
     "server-session": ServerSessionTarget.run,
+    "client-session": ClientSessionTarget.run,
     "inet-diag": ProbeParserTargets.inetDiag,
     "proc-net-tcp": ProbeParserTargets.procNetTCP,
     "kernel-files": ProbeParserTargets.kernelFiles,
@@ -77,5 +79,25 @@ struct InputReader {
     mutating func rest() -> [UInt8] {
         defer { offset = bytes.count }
         return offset < bytes.count ? Array(bytes[offset...]) : []
+    }
+}
+
+extension InputReader {
+    /// The next `count` bytes, or nil when the input ends first.
+    mutating func take(_ count: Int) -> [UInt8]? {
+        guard count >= 0, bytes.count - offset >= count else { return nil }
+        defer { offset += count }
+        return Array(bytes[offset..<offset + count])
+    }
+
+    /// The next frame of the input, self-delimited by its big-endian length field (at most `limit` bytes of
+    /// it are taken), as the bytes a decoder would see; nil when the input ends first.
+    mutating func frame(limit: Int) -> ByteBuffer? {
+        guard let lengthBytes = take(4) else { return nil }
+        let length = Int(UInt32(bigEndian: lengthBytes.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }))
+        guard let body = take(min(length, limit)) else { return nil }
+        var buffer = ByteBuffer(bytes: lengthBytes)
+        buffer.writeBytes(body)
+        return buffer
     }
 }

@@ -38,6 +38,9 @@ struct ClientSession {
     let idleTimeout: Duration
     private(set) var state = State.helloSent
     private var quiet: Duration = .zero
+    /// Whether WELCOME came: a session that starts closing before it (a refusal, a bad frame, close()) has
+    /// sent nothing the server could acknowledge, so an ACK then is ignored, never taken (found by fuzzing).
+    private var established = false
 
     init(pingInterval: Duration, idleTimeout: Duration) {
         self.pingInterval = pingInterval
@@ -51,9 +54,12 @@ struct ClientSession {
             return .none
         case (.helloSent, .welcome(_, let mark, let streams)):
             state = .streaming
+            established = true
             return .established(mark: mark, streams: streams)
-        case (.streaming, .ack(let stream, let sequence)), (.closing, .ack(let stream, let sequence)):
+        case (.streaming, .ack(let stream, let sequence)):
             return .acknowledged(stream: stream, sequence)
+        case (.closing, .ack(let stream, let sequence)):
+            return established ? .acknowledged(stream: stream, sequence) : .none
         case (_, .ping(let token)):
             return state == .closing ? .none : .pong(token)
         case (_, .pong):
