@@ -11,7 +11,7 @@ struct Browser {
     private static func withProfile<T>(_ body: (String) throws -> T) throws -> T {
         let profile = FileManager.default.temporaryDirectory.appendingPathComponent("linger-chromium-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: profile) }
-        try #require(FileManager.default.isExecutableFile(atPath: path), "Chromium is missing: install Debian's chromium package")
+        _ = try installedTool(path, package: "chromium")
         return try body(profile)
     }
 

@@ -358,3 +358,17 @@ final class ScratchDirectory {
 
     deinit { try? FileManager.default.removeItem(at: url) }
 }
+
+/// A tool a test runs (Chromium, Prometheus, logrotate): its path, or a failure naming the Debian package that
+/// provides it. Never a skip: `scripts/test` installs every one, so a missing tool means a broken setup.
+struct MissingTool: Error, CustomStringConvertible {
+    var description: String
+}
+
+func installedTool(_ path: String, package: String) throws -> String {
+    guard FileManager.default.isExecutableFile(atPath: path) else {
+        // Thrown, so the test fails with this message (Swift Testing records an error thrown from a test).
+        throw MissingTool(description: "\(path) is missing: install Debian's \(package) package (scripts/test does)")
+    }
+    return path
+}

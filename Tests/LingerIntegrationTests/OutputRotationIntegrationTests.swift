@@ -62,7 +62,7 @@ struct OutputRotationIntegrationTests {
         let ns = try TestNamespace()
         defer { ns.tearDown() }
         let logrotate = "/usr/sbin/logrotate"
-        try #require(FileManager.default.isExecutableFile(atPath: logrotate), "logrotate is missing: install Debian's logrotate package (scripts/test does)")
+        _ = try installedTool(logrotate, package: "logrotate")
         let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let shipped = try String(contentsOf: repository.appendingPathComponent("deploy/logrotate/linger-serve"), encoding: .utf8)
         let config = directory.appendingPathComponent("logrotate.conf").path

@@ -103,7 +103,7 @@ struct SourcesIntegrationTests {
         let ns = try TestNamespace()
         defer { ns.tearDown() }
         let logrotate = "/usr/sbin/logrotate"
-        try #require(FileManager.default.isExecutableFile(atPath: logrotate), "logrotate is missing: install Debian's logrotate package (scripts/test does)")
+        _ = try installedTool(logrotate, package: "logrotate")
         let create = directory.appendingPathComponent("create.conf").path
         let copytruncate = directory.appendingPathComponent("copytruncate.conf").path
         try "\(log) {\n    create\n    rotate 5\n    missingok\n}\n".write(toFile: create, atomically: true, encoding: .utf8)

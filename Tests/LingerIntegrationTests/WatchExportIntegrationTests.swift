@@ -64,7 +64,7 @@ struct WatchExportIntegrationTests {
 
     @Test func prometheusScrapesTheLeakingProcess() throws {
         // A missing Prometheus is a failure that names the package, not a quiet skip (scripts/test installs it).
-        try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/prometheus"), "Prometheus is missing: install Debian's prometheus package")
+        _ = try installedTool("/usr/bin/prometheus", package: "prometheus")
         let ns = try TestNamespace()
         defer { ns.tearDown() }
         let leaky = try ns.start(["server", "--port", "7001", "--on-eof", "hold"])
@@ -111,7 +111,7 @@ struct WatchExportIntegrationTests {
     /// `export --tls-cert/--tls-key`: a real Prometheus scrapes it over HTTPS with the CA that openssl made,
     /// and plain HTTP gets no metrics.
     @Test func prometheusScrapesOverTLS() throws {
-        try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/prometheus"), "Prometheus is missing: install Debian's prometheus package")
+        _ = try installedTool("/usr/bin/prometheus", package: "prometheus")
         let scratch = try ScratchDirectory(prefix: "linger-prom-tls")
         let certs = scratch.url.appendingPathComponent("certs").path
         try makeTestCertificates(in: certs)
