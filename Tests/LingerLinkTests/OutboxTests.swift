@@ -42,9 +42,12 @@ struct OutboxTests {
         #expect(Set(delays).count > 10, "jittered, not a fixed sequence")
         #expect(delays.contains { $0 > .seconds(1) }, "grows toward the cap")
         backoff.reset()
-        let quick = (0..<3).map { _ in backoff.next(using: &generator) }
+        var quick: [Duration] = []
+        while quick.count < 1000, case let delay = backoff.next(using: &generator), delay < .milliseconds(100) { quick.append(delay) }
         let after = backoff.next(using: &generator)
-        #expect(quick.allSatisfy { $0 <= .milliseconds(50) }, "after a connection that worked, three quick retries (\(quick))")
+        #expect(quick.allSatisfy { $0 <= .milliseconds(25) }, "after a connection that worked, quick retries (\(quick))")
+        let total = quick.reduce(Duration.zero, +)
+        #expect(quick.count >= 10 && total <= .milliseconds(525), "for about half a second (\(quick.count) tries over \(total))")
         #expect(after >= .milliseconds(100), "and then the backoff again (\(after))")
     }
 }
