@@ -123,7 +123,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "LingerLabTests", dependencies: ["LingerLab", "LingerCore"]),
-        .testTarget(name: "LingerSourcesTests", dependencies: ["LingerSources", "LingerLink"]),
+        .testTarget(name: "LingerSourcesTests", dependencies: ["LingerSources", "LingerLink", "CLingerZlib"]),
         .testTarget(
             name: "LingerPostgresTests",
             dependencies: [

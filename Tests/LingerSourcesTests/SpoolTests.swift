@@ -1,3 +1,4 @@
+import CLingerZlib
 import Foundation
 import LingerSources
 import Testing
@@ -70,6 +71,82 @@ struct SpoolTests {
         try bytes.write(to: URL(fileURLWithPath: directory + "/" + segment))
         let error = try #require(throws: SourceError.self, "damage before the end is not a torn tail") { try Spool(directory: directory) }
         #expect(error.message.contains("damaged") && error.message.contains(segment))
+    }
+
+    @Test func crc32cMatchesTheStandardAndTheTableEverywhere() {
+        let check = Array("123456789".utf8)
+        #expect(linger_crc32c(0, check, check.count) == 0xE306_9283, "the CRC-32C check value (RFC 3720)")
+        #expect(linger_crc32c_portable(0, check, check.count) == 0xE306_9283)
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<300).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        for start in 0..<9 {
+            for length in [0, 1, 7, 8, 9, 63, 64, 100, 250] where start + length <= bytes.count {
+                let fast = bytes.withUnsafeBytes { linger_crc32c(0, $0.baseAddress! + start, length) }
+                let table = bytes.withUnsafeBytes { linger_crc32c_portable(0, $0.baseAddress! + start, length) }
+                #expect(fast == table, "offset \(start), \(length) bytes")
+            }
+        }
+    }
+
+    @Test func aNewSpoolIsFormat2AndAnOlderOneIsStillRead() throws {
+        let spool = try Spool(directory: directory)
+        try spool.append(lines(1...3))
+        spool.close()
+        #expect(try String(contentsOfFile: directory + "/format", encoding: .utf8) == "2\n")
+        // A spool as linger 0.2.0 left it: `stream`, no `format`, zlib's CRC-32 of the bytes alone.
+        let older = directory + "/older"
+        try FileManager.default.createDirectory(atPath: older, withIntermediateDirectories: true)
+        try "spool-00000000000000ab\n".write(toFile: older + "/stream", atomically: true, encoding: .utf8)
+        var segment: [UInt8] = []
+        for line in lines(1...4) {
+            let crc = UInt32(line.withUnsafeBytes { crc32(0, $0.baseAddress?.assumingMemoryBound(to: Bytef.self), uInt($0.count)) })
+            segment += withUnsafeBytes(of: UInt32(line.count).bigEndian, Array.init) + withUnsafeBytes(of: crc.bigEndian, Array.init) + line
+        }
+        try Data(segment).write(to: URL(fileURLWithPath: older + "/00000000000000000001.seg"))
+        let reopened = try Spool(directory: older)
+        #expect(reopened.nextSequence == 5)
+        #expect(try reopened.append(lines(5...5)) == 5, "appends keep the older format while it holds segments")
+        #expect(try reopened.records(after: 0).lines == lines(1...5))
+        reopened.close()
+        #expect(try Spool(directory: older).records(after: 2).lines == lines(3...5), "and read back after a reopen")
+        #expect(!FileManager.default.fileExists(atPath: older + "/format"))
+    }
+
+    /// What a power loss can leave after writes that were not fsynced (`--spool-sync none`): the file's size
+    /// grew but its last blocks are zeros. In format 2 zeros are not a valid record, so the tail is cut,
+    /// not read as empty lines and not refused as damage.
+    @Test func aZeroFilledTailIsCutNotReadAsEmptyLines() throws {
+        let spool = try Spool(directory: directory, policy: .none)
+        try spool.append(lines(1...10))
+        spool.close()
+        let segment = try #require(try FileManager.default.contentsOfDirectory(atPath: directory).first { $0.hasSuffix(".seg") })
+        let handle = try #require(FileHandle(forWritingAtPath: directory + "/" + segment))
+        handle.seekToEndOfFile()
+        handle.write(Data(count: 4096))
+        try handle.close()
+        let reopened = try Spool(directory: directory)
+        defer { reopened.close() }
+        #expect(reopened.nextSequence == 11)
+        #expect(try reopened.records(after: 0).lines == lines(1...10))
+    }
+
+    /// Reads that start anywhere: right after an append (from where appends began), in the middle of one, and
+    /// after a reopen (walking the headers from the segment's start).
+    @Test func recordsAfterAnySequenceAreTheRightOnes() throws {
+        let spool = try Spool(directory: directory, segmentBytes: 4096)
+        for batch in 0..<40 { try spool.append(lines((batch * 25 + 1)...((batch + 1) * 25))) }
+        for after in [0, 1, 24, 25, 26, 333, 500, 998, 999] {
+            let (first, read) = try spool.records(after: UInt64(after), limit: 300)
+            #expect(first == UInt64(after + 1))
+            #expect(read == Array(lines((after + 1)...1000).prefix(read.count)) && !read.isEmpty, "after \(after)")
+        }
+        spool.close()
+        let reopened = try Spool(directory: directory, segmentBytes: 4096)
+        defer { reopened.close() }
+        for after in [0, 7, 250, 777, 999] {
+            let read = try reopened.records(after: UInt64(after), limit: 300).lines
+            #expect(read == Array(lines((after + 1)...1000).prefix(read.count)) && !read.isEmpty, "after \(after), reopened")
+        }
     }
 
     @Test func aFullSpoolRefusesWithAReason() throws {

@@ -2,8 +2,10 @@ import CLingerZlib
 import Foundation
 import LingerSources
 
-/// The spool's segment reader, on a real file in a throwaway directory. A spool of whole records is written,
-/// then either torn (part of one more record appended, as a crash mid-append leaves it) or damaged (one byte
+/// The spool's segment reader, on a real file in a throwaway directory, in either record format (1: zlib's
+/// CRC-32 of the bytes, as linger 0.2.0 wrote; 2: CRC-32C of length and bytes, with a `format` file). A spool
+/// of whole records is written, then either torn (part of one more record appended, as a crash mid-append
+/// leaves it; in format 2 also zeros, as a power loss after unsynced writes leaves it) or damaged (one byte
 /// changed). Invariants:
 /// - torn: reopening keeps every whole record, byte for byte, and numbers the next one after them;
 /// - damaged: reopening throws a ``SourceError`` or keeps a prefix of the records, each byte for byte; it
@@ -22,19 +24,19 @@ enum SpoolTarget {
         let data = reader.rest()
         // Lines: the data cut at 0x0A bytes, at most 16 of them.
         let lines = data.split(separator: 0x0A, omittingEmptySubsequences: false).prefix(16).map(Array.init)
+        let format2 = shape & 2 != 0
         var file: [UInt8] = []
-        var starts: [Int] = []
-        for line in lines {
-            starts.append(file.count)
-            file += record(line)
-        }
+        for line in lines { file += record(line, format2: format2) }
         let directory = root + "/s"
         try? FileManager.default.removeItem(atPath: directory)
         mkdir(directory, 0o700)
+        if format2 { FileManager.default.createFile(atPath: directory + "/format", contents: Data("2\n".utf8)) }
         let torn = shape % 2 == 0
         var written = file
-        if torn {
-            let extra = record(Array(data.prefix(40)))
+        if torn && format2 && shape & 4 != 0 {
+            written += [UInt8](repeating: 0, count: 1 + Int(where_) * 7)
+        } else if torn {
+            let extra = record(Array(data.prefix(40)), format2: format2)
             written += extra.prefix(Int(where_) % extra.count)  // a strict prefix: never the whole record
         } else if !written.isEmpty {
             let index = (Int(where_) * 131 + Int(shape)) % written.count
@@ -66,9 +68,13 @@ enum SpoolTarget {
         }
     }
 
-    /// One record as the spool writes it: u32 length, u32 CRC-32 of the line, the line (big-endian fields).
-    static func record(_ line: [UInt8]) -> [UInt8] {
-        let crc = UInt32(line.withUnsafeBytes { crc32(0, $0.baseAddress?.assumingMemoryBound(to: Bytef.self), uInt($0.count)) })
-        return withUnsafeBytes(of: UInt32(line.count).bigEndian, Array.init) + withUnsafeBytes(of: crc.bigEndian, Array.init) + line
+    /// One record as the spool writes it: u32 length, u32 checksum, the line (big-endian fields). Format 1's
+    /// checksum is zlib's CRC-32 of the line; format 2's the CRC-32C of the length field and the line.
+    static func record(_ line: [UInt8], format2: Bool) -> [UInt8] {
+        let length = withUnsafeBytes(of: UInt32(line.count).bigEndian, Array.init)
+        let crc = format2
+            ? linger_crc32c(linger_crc32c(0, length, 4), line, line.count)
+            : UInt32(line.withUnsafeBytes { crc32(0, $0.baseAddress?.assumingMemoryBound(to: Bytef.self), uInt($0.count)) })
+        return length + withUnsafeBytes(of: crc.bigEndian, Array.init) + line
     }
 }

@@ -10,6 +10,7 @@ import UnixSignals
 /// `linger send`: ship lines to a `linger serve`, exactly once, surviving disconnects, restarts and rotation.
 struct Send: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "send",
         abstract: "Send lines (files, globs or stdin) to `linger serve`; exit 0 only when every line read is acknowledged.",
         discussion: """
             One line is one message.
@@ -25,7 +26,10 @@ struct Send: AsyncParsableCommand {
             Stdin is one stream numbered by line position: piping the same input again with the same \
             --client-id continues where the server stands. Lines read from a pipe cannot be read twice, so \
             --spool DIR keeps them on disk until the server acknowledges them; a sender restarted with the \
-            same --spool delivers what is there, with or without new input.
+            same --spool delivers what is there, with or without new input. --spool-sync append (the default) \
+            fsyncs each append before its lines are sent, so they survive a power loss; --spool-sync none only \
+            writes them (they survive the sender crashing or being killed, not the machine losing power), at \
+            about twice the throughput.
 
             TLS: --tls-ca PEM (or --tls, to trust the system's CAs) connects with TLS 1.2 or later and checks that the \
             server's certificate holds the HOST connected to (or --tls-server-name); --tls-cert and --tls-key \
@@ -82,6 +86,9 @@ struct Send: AsyncParsableCommand {
 
     @Option(name: .customLong("spool"), help: ArgumentHelp("Keep stdin's lines in this directory until acknowledged (crash-safe).", valueName: "dir"))
     var spool: String?
+
+    @Option(name: .customLong("spool-sync"), help: ArgumentHelp("When spooled lines reach the disk: append (fsync before sending) or none (written only; survives a crash, not a power loss).", valueName: "policy"))
+    var spoolSync: SpoolSyncChoice = .append
 
     @Option(name: .customLong("spool-max-bytes"), parsing: .unconditional, help: ArgumentHelp("Refuse to spool more than this many bytes.", valueName: "bytes"))
     var spoolMaxBytes: Int64 = 1 << 30
@@ -159,14 +166,15 @@ struct Send: AsyncParsableCommand {
                 giveUpAfter: giveUpAfter?.duration, onConnectionTrouble: ConnectionWarnings().callback()),
             logger: logger)
         signal(SIGPIPE, SIG_IGN)
-        let io = SourceIO(threads: 2)
+        let io = SourceIO(threads: 3)
         let input: any ShippedInput
         if !files.isEmpty {
             input = FileInputs(
                 patterns: files, client: client, io: io,
                 options: FileInputOptions(follow: follow, rotateWait: rotateWait.duration, maximumLineBytes: maxLineBytes))
         } else if let spool {
-            input = SpooledStandardInput(directory: spool, maximumBytes: spoolMaxBytes, client: client, io: io, maximumLineBytes: maxLineBytes)
+            input = SpooledStandardInput(
+                directory: spool, maximumBytes: spoolMaxBytes, sync: spoolSync.policy, client: client, io: io, maximumLineBytes: maxLineBytes)
         } else {
             input = StandardInput(client: client, io: io, maximumLineBytes: maxLineBytes)
         }
@@ -186,6 +194,18 @@ struct Send: AsyncParsableCommand {
         case .interrupted(let left):
             StandardOutput.note(left == 0 ? "stopped; every line read was acknowledged" : "stopped with \(left) lines unacknowledged")
             if left > 0 { throw ExitCode.failure }
+        }
+    }
+}
+
+/// `--spool-sync` values; mirrors ``Spool/FsyncPolicy``.
+enum SpoolSyncChoice: String, ExpressibleByArgument, CaseIterable {
+    case append, none
+
+    var policy: Spool.FsyncPolicy {
+        switch self {
+        case .append: .everyAppend
+        case .none: .none
         }
     }
 }

@@ -149,14 +149,31 @@ final class DescriptorReader: Sendable {
         return try readNow(upTo: count)
     }
 
-    /// As ``read(upTo:waitMilliseconds:)``, then more while more is ready at once, up to `gathering` bytes.
+    /// As ``read(upTo:waitMilliseconds:)``, then more while more is ready at once, up to `gathering` bytes,
+    /// each read straight into the one buffer returned (gathering 4 MiB from 256 KiB arrays copied each twice).
     func read(upTo count: Int, gathering limit: Int) throws -> [UInt8]? {
-        guard var bytes = try read(upTo: count) else { return nil }
-        while !bytes.isEmpty && bytes.count + count <= limit {
-            var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&ready, 1, 0) > 0, let more = try readNow(upTo: count), !more.isEmpty else { break }
-            bytes += more
+        var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let polled = poll(&ready, 1, 200)
+        if polled == 0 || (polled < 0 && errno == EINTR) { return nil }
+        var failure: Int32 = 0
+        let bytes = [UInt8](unsafeUninitializedCapacity: max(limit, count)) { buffer, filled in
+            filled = 0
+            while filled + count <= buffer.count {
+                if filled > 0 {
+                    ready.revents = 0
+                    guard poll(&ready, 1, 0) > 0 else { break }
+                }
+                let n = Glibc.read(fd, buffer.baseAddress! + filled, count)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    failure = errno
+                    break
+                }
+                if n == 0 { break }
+                filled += n
+            }
         }
+        if failure != 0 && bytes.isEmpty { throw SourceError("cannot read the input: \(String(cString: strerror(failure)))") }
         return bytes
     }
 
