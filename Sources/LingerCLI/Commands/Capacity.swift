@@ -5,6 +5,7 @@ import LingerProbe
 /// `linger capacity`: what a connection rate costs in TIME_WAIT and ports, and how much headroom is left.
 struct Capacity: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "capacity",
         abstract: "Compute the TIME_WAIT population, its memory and the port headroom for a connection rate.",
         discussion: """
             Uses this machine's ephemeral port range and Linux's fixed 60 s TIME_WAIT unless told otherwise. \

@@ -5,6 +5,7 @@ import LingerProbe
 /// `linger doctor`: the diagnosis, with an exit status scripts can act on.
 struct Doctor: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "doctor",
         abstract: "Diagnose the TCP table: who leaks CLOSE_WAIT, which destination runs out of ports, and what to change.",
         discussion: """
             Exit status: 0 healthy, 1 warning, 2 critical, 3 the table could not be read (64 for bad arguments). \

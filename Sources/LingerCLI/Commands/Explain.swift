@@ -5,6 +5,7 @@ import LingerProbe
 /// `linger explain STATE`: what a TCP state means and which timer ends it on this machine.
 struct Explain: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "explain",
         abstract: "Explain a TCP state: who is in it, what it waits for, which timer ends it here, what to do.",
         discussion: """
             STATE is a name such as close-wait, TIME_WAIT or FinWait2, or `all`. Timer lengths come from this \

@@ -9,6 +9,7 @@ import UnixSignals
 /// `linger export`: Prometheus metrics for fleets.
 struct Export: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "export",
         abstract: "Serve the TCP table as Prometheus metrics at /metrics (and /healthz), on 127.0.0.1:9977 by default.",
         discussion: """
             Every scrape reads the table fresh: sockets per state; CLOSE_WAIT and ESTABLISHED per process (top 10 \

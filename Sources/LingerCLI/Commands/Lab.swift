@@ -8,6 +8,7 @@ import LingerLab
 /// `linger lab`: each connection-lifecycle pathology reproduced with real sockets, measured, explained.
 struct Lab: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "lab",
         abstract: "Reproduce TCP lifecycle pathologies with real sockets: the naive program beside the correct one.",
         discussion: """
             Needs root: every scenario runs in a network namespace it creates and removes (also on Ctrl-C). \
@@ -17,7 +18,7 @@ struct Lab: ParsableCommand {
     )
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Name the scenarios.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "Name the scenarios.")
         @OptionGroup var output: OutputOptions
 
         func run() {
@@ -34,6 +35,7 @@ struct Lab: ParsableCommand {
 
     struct Run: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "run",
             abstract: "Run a scenario (or all) and print the verdict.",
             discussion: """
                 Exit status 0 when every claim held, 1 when one did not, 3 when a run could not complete. \

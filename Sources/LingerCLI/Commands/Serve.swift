@@ -12,6 +12,7 @@ import UnixSignals
 /// `linger serve`: the receiving end of the link.
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "serve",
         abstract: "Receive lines from `linger send` clients, exactly once, into stdout, a file, PostgreSQL, or nowhere.",
         discussion: """
             Listens on 127.0.0.1:7070 by default. Every accepted message is written followed by a newline, in \

@@ -5,6 +5,7 @@ import LingerProbe
 /// `linger sockets`: the kernel's TCP table, filtered, with owners on request.
 struct Sockets: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "sockets",
         abstract: "List TCP sockets (as ss -tan), with owners, filters, counts and JSON.",
         discussion: """
             Reads every state by default (like `ss -tan`). Examples:

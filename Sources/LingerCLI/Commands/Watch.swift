@@ -8,6 +8,7 @@ import LingerProbe
 /// `linger watch`: the table over time, with leaks told apart from traffic.
 struct Watch: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "watch",
         abstract: "Watch the TCP table over time: changes per state, stuck CLOSE_WAIT per process, TIME_WAIT per destination.",
         discussion: """
             Refreshes in place on a terminal (like top); with --plain, or when stdout is not a terminal, prints \
