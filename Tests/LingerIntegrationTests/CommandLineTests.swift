@@ -55,6 +55,7 @@ struct CommandLineTests {
             (["send", "--max-line-bytes", "-5", "127.0.0.1:1"], ["--max-line-bytes", "-5"]),
             (["watch", "--interval", "-1"], ["--interval"]),
             (["capacity", "--rate", "5", "--time-wait", "-1"], ["--time-wait"]),
+            (["send", "--spool", "/tmp/x", "--spool-sync", "always", "127.0.0.1:1"], ["--spool-sync", "always", "append", "none"]),
         ]
         for (arguments, mentions) in cases {
             try expectCleanRefusal(arguments, status: 64, mentions: mentions)
