@@ -258,7 +258,9 @@ final class LingerProcess {
     /// When the process was started with `stdoutPipe`, the pipe's read end (a test reads it when it chooses).
     let stdoutPipe: Pipe?
 
-    init(namespace: String, arguments: [String], stdoutPipe: Bool = false) throws {
+    /// - Parameter stdinFile: a file to read stdin from instead of our pipe (a test then cannot block writing
+    ///   to a process that stopped reading).
+    init(namespace: String, arguments: [String], stdoutPipe: Bool = false, stdinFile: String? = nil) throws {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("linger-proc-\(UUID().uuidString)")
         self.stdoutPipe = stdoutPipe ? Pipe() : nil
         stdoutURL = base.appendingPathExtension("out")
@@ -269,7 +271,12 @@ final class LingerProcess {
         stderrHandle = try FileHandle(forWritingTo: stderrURL)
         process.executableURL = URL(fileURLWithPath: ipPath)
         process.arguments = ["netns", "exec", namespace, productsDirectory.appendingPathComponent("linger").path] + arguments
-        process.standardInput = stdin
+        if let stdinFile {
+            guard let input = FileHandle(forReadingAtPath: stdinFile) else { throw HarnessError("cannot read \(stdinFile)") }
+            process.standardInput = input
+        } else {
+            process.standardInput = stdin
+        }
         process.standardOutput = self.stdoutPipe ?? stdoutHandle
         process.standardError = stderrHandle
         try process.run()
@@ -324,8 +331,8 @@ final class LingerProcess {
 
 extension TestNamespace {
     /// Starts `linger ARGS` in the namespace.
-    func linger(_ arguments: [String], stdoutPipe: Bool = false) throws -> LingerProcess {
-        try LingerProcess(namespace: name, arguments: arguments, stdoutPipe: stdoutPipe)
+    func linger(_ arguments: [String], stdoutPipe: Bool = false, stdinFile: String? = nil) throws -> LingerProcess {
+        try LingerProcess(namespace: name, arguments: arguments, stdoutPipe: stdoutPipe, stdinFile: stdinFile)
     }
 
     /// The kernel's count of accepted connections in this namespace (`Tcp: PassiveOpens`): how many times

@@ -206,6 +206,26 @@ struct SourcesIntegrationTests {
         #expect(spooled() == 0, "acknowledged lines leave the spool")
     }
 
+    /// More input than the spool may hold: reading waits for acknowledgements to make room, and the sender,
+    /// idle once everything in the spool is sent, must still release what was acknowledged (it did not, once:
+    /// both waited for each other).
+    @Test func aSpoolSmallerThanTheInputDrainsAsItGoes() throws {
+        let ns = try TestNamespace()
+        defer { ns.tearDown() }
+        let server = try serve(ns)
+        let input = lines(1...200_000)  // 2.3 MB through a 1 MiB spool
+        let inputFile = directory.appendingPathComponent("small-input.txt").path
+        try input.write(toFile: inputFile, atomically: false, encoding: .utf8)
+        // Stdin from a file: a sender that stops reading fails this test by its deadline, not by hanging it.
+        let sender = try ns.linger(["send", "127.0.0.1:7600", "--client-id", "small", "--spool", directory.appendingPathComponent("small").path,
+                                    "--spool-max-bytes", "1048576"], stdinFile: inputFile)
+        #expect(sender.waitForExit(timeout: 60) == 0, "\(sender.stderrText)")
+        #expect(sender.stderrText.contains("is full"), "the spool did fill: \(sender.stderrText)")
+        server.signal(SIGTERM)
+        #expect(server.waitForExit(timeout: 30) == 0)
+        #expect(try String(contentsOfFile: out, encoding: .utf8) == input, "every line once, in order")
+    }
+
     @Test func aGlobShipsEveryMatchingFileAndFollowsAPathThatAppearsLaterAndIsRecreated() throws {
         let ns = try TestNamespace()
         defer { ns.tearDown() }

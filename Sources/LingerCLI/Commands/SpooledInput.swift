@@ -40,6 +40,7 @@ struct SpooledStandardInput: ShippedInput {
         let reader = DescriptorReader(fd: 0)
         var spooled: UInt64 = 0
         var warned = false
+        let gather = Int(min(4 << 20, max(256 << 10, spool.maximumBytes / 4)))
         var appending: (task: Task<UInt64, any Error>, batch: LinkBatch)?
         /// Waits for the append in flight (which handed its lines to the sender as it finished).
         func finishAppend() async throws {
@@ -51,8 +52,12 @@ struct SpooledStandardInput: ShippedInput {
         do {
             while true {
                 try Task.checkCancellation()
-                // Up to 4 MiB per append while input keeps coming: one fsync per append is the spool's cost.
-                guard let bytes = try await io.run({ try reader.read(upTo: 256 << 10, gathering: 4 << 20) }) else { continue }
+                // Up to 4 MiB per append while input keeps coming (one fsync per append is the spool's cost),
+                // and never more than a quarter of the spool, so that one append always fits once it drains.
+                guard let bytes = try await io.run({ try reader.read(upTo: 256 << 10, gathering: gather) }) else {
+                    fresh.wake()  // stdin is idle: let the sender release what was acknowledged meanwhile
+                    continue
+                }
                 var batch = LinkBatch()
                 if bytes.isEmpty { framer.finish(into: &batch) } else { bytes.withUnsafeBytes { _ = framer.frame($0, into: &batch) } }
                 for cut in framer.takeTruncated() { report(.lineCut(path: "stdin", line: cut.line, bytes: cut.bytes, limit: maximumLineBytes)) }
@@ -64,6 +69,7 @@ struct SpooledStandardInput: ShippedInput {
                             StandardOutput.note("the spool \(spool.directory) is full (\(spool.bytes) of \(spool.maximumBytes) bytes); reading waits for the server to acknowledge")
                             warned = true
                         }
+                        fresh.wake()  // the sender releases acknowledged segments when it wakes: that makes room
                         try await Task.sleep(for: .milliseconds(100))
                     }
                     let spooledBatch = batch
