@@ -123,7 +123,9 @@ let package = Package(
             ]
         ),
         .testTarget(name: "LingerLabTests", dependencies: ["LingerLab", "LingerCore"]),
-        .testTarget(name: "LingerSourcesTests", dependencies: ["LingerSources", "LingerLink", "CLingerZlib"]),
+        .testTarget(
+            name: "LingerSourcesTests",
+            dependencies: ["LingerSources", "LingerLink", "CLingerZlib", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(
             name: "LingerPostgresTests",
             dependencies: [

@@ -149,10 +149,10 @@ public final class FollowedFile: Sendable {
                 return (n, framer, batch)
             }
             framer = framed
-            var batch = batched
+            var batch = consume batched  // held once, so the outbox stamps it in place
             guard let read else {
                 framer.finish(into: &batch)
-                try await send(&batch, on: stream, framer: &framer, totals: &totals)
+                try await send(consume batch, on: stream, framer: &framer, totals: &totals)
                 return .truncated
             }
             if read > 0 {
@@ -161,7 +161,7 @@ public final class FollowedFile: Sendable {
                     totals.skipped += resumingFrom
                     report(.resumed(path: file.path, stream: stream.name, skipped: resumingFrom))
                 }
-                try await send(&batch, on: stream, framer: &framer, totals: &totals)
+                try await send(consume batch, on: stream, framer: &framer, totals: &totals)
                 lastGrowth = .now
                 continue
             }
@@ -169,7 +169,7 @@ public final class FollowedFile: Sendable {
             if !options.follow || file.isCompressed {
                 if framer.skip > 0 { return rejectResume(stream, file: file) }
                 framer.finish(into: &batch)
-                try await send(&batch, on: stream, framer: &framer, totals: &totals)
+                try await send(consume batch, on: stream, framer: &framer, totals: &totals)
                 return .ended
             }
             let now = FileIdentity.of(path: path)
@@ -179,7 +179,7 @@ public final class FollowedFile: Sendable {
                 if ContinuousClock.now - max(lastGrowth, rotatedAt!) >= options.rotateWait {
                     if framer.skip > 0 { return rejectResume(stream, file: file) }
                     framer.finish(into: &batch)
-                    try await send(&batch, on: stream, framer: &framer, totals: &totals)
+                    try await send(consume batch, on: stream, framer: &framer, totals: &totals)
                     report(.rotated(path: path))
                     return .rotated
                 }
@@ -188,13 +188,13 @@ public final class FollowedFile: Sendable {
         }
     }
 
-    private func send(_ batch: inout LinkBatch, on stream: LinkStream, framer: inout LineFramer, totals: inout SourceTotals) async throws {
+    private func send(_ batch: consuming LinkBatch, on stream: LinkStream, framer: inout LineFramer, totals: inout SourceTotals) async throws {
         for cut in framer.takeTruncated() {
             report(.lineCut(path: path, line: cut.line, bytes: cut.bytes, limit: options.maximumLineBytes))
         }
         guard !batch.isEmpty else { return }
         totals.sent += UInt64(batch.count)
-        try await client.send(batch, on: stream)
+        try await client.send(consume batch, on: stream)
     }
 
     /// The file began like `stream` but is not its content: ship it as new content instead.

@@ -12,11 +12,29 @@ public final class SourceIO: Sendable {
     }
 
     /// Runs blocking work on the sources' threads.
+    ///
+    /// The result comes back through a box the caller empties, not through the pool's own result: the pool
+    /// thread drops its copy of a returned value only after resuming the caller, so a `ByteBuffer` handed
+    /// back that way was still shared for a moment, and stamping sequence numbers into it (the outbox does,
+    /// in place) copied a quarter of all batches.
     public func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await pool.runIfActive(body)
+        let handOff = HandOff<T>()
+        try await pool.runIfActive { handOff.value = try body() }
+        return handOff.take()
     }
 
     public func shutdown() async {
         try? await pool.shutdownGracefully()
+    }
+}
+
+/// One value passed from a pool thread to the task that waits for it. The write happens before the pool
+/// resumes the task and the read after, so the continuation orders them; nothing else touches the box.
+private final class HandOff<T>: @unchecked Sendable {
+    var value: T?
+
+    func take() -> T {
+        defer { value = nil }
+        return value!
     }
 }

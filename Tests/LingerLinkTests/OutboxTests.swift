@@ -26,6 +26,38 @@ struct OutboxTests {
         #expect(outbox.isEmpty && outbox.bytes == 0)
     }
 
+    /// A batch handed over is stamped where it lies: copying it would touch every byte again, and a
+    /// short-lived sender would fault in fresh pages for all of it.
+    @Test func aBatchHandedOverIsStampedInPlace() throws {
+        var outbox = Outbox()
+        var batch = LinkBatch()
+        for i in 1...100 { batch.append(Array("line \(i)".utf8)) }
+        let storage = batch.buffer.withUnsafeReadableBytes { $0.baseAddress }
+        #expect(outbox.append(batch: consume batch) == 100)
+        let chunk = try #require(outbox.chunks.first)
+        #expect(chunk.buffer.withUnsafeReadableBytes { $0.baseAddress } == storage)
+    }
+
+    /// A batch the caller still holds is copied before stamping, so the caller's bytes never change.
+    @Test func aBatchStillHeldIsLeftAsItWas() throws {
+        var outbox = Outbox()
+        _ = outbox.resume(serverHighest: 41)
+        var batch = LinkBatch()
+        batch.append(Array("kept".utf8))
+        let held = batch
+        outbox.append(batch: batch)
+        var mine = held.buffer
+        guard case .data(_, let sequence, _) = try #require(try mine.readLinkFrame(maximumLength: 1024)) else {
+            Issue.record("not a DATA frame"); return
+        }
+        #expect(sequence == 0, "the held batch keeps its unstamped frame")
+        var sent = try #require(outbox.takeUnsent().first)
+        guard case .data(_, let stamped, _) = try #require(try sent.readLinkFrame(maximumLength: 1024)) else {
+            Issue.record("not a DATA frame"); return
+        }
+        #expect(stamped == 42)
+    }
+
     @Test func aServerAheadMovesNumberingOn() {
         var outbox = Outbox()
         #expect(outbox.resume(serverHighest: 500) == (0, 0))

@@ -124,7 +124,7 @@ struct StandardInput: ShippedInput {
                 bytes.withUnsafeBytes { _ = framer.frame($0, into: &batch) }
             }
             for cut in framer.takeTruncated() { report(.lineCut(path: "stdin", line: cut.line, bytes: cut.bytes, limit: maximumLineBytes)) }
-            if !batch.isEmpty { try await client.send(batch) }
+            if !batch.isEmpty { try await client.send(consume batch) }
             if bytes.isEmpty { break }
         }
         var totals = SourceTotals()

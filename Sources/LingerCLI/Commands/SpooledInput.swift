@@ -122,8 +122,8 @@ struct SpooledStandardInput: ShippedInput {
                 continue
             }
             guard first == after + 1 else { throw SourceError("the spool \(spool.directory) skips from \(after) to \(first)") }
-            sentThrough = try await client.send(batch, on: stream)
             sent += UInt64(batch.count)
+            sentThrough = try await client.send(consume batch, on: stream)
             releaser.request(through: client.acknowledgedSequence(on: stream))
         }
     }

@@ -163,27 +163,33 @@ public final class LinkClient: Service, Sendable {
     /// Queues a pre-encoded batch (the fastest way in) on the unnamed stream, or on `stream`: its messages
     /// get consecutive sequence numbers. A batch larger than the outbox limits is admitted once the outbox
     /// is empty.
+    ///
+    /// The batch is taken over, not copied: the outbox stamps sequence numbers into its frames in place,
+    /// which is only free when nothing else holds the batch's buffer (pass it with `consume`, or let it be
+    /// the last use). A batch still held elsewhere is copied once, as any shared `ByteBuffer` is.
     /// - Returns: the sequence number of the batch's last message.
     @discardableResult
-    public func send(_ batch: LinkBatch, on stream: LinkStream = .unnamed) async throws -> UInt64 {
+    public func send(_ batch: consuming LinkBatch, on stream: LinkStream = .unnamed) async throws -> UInt64 {
         try await wait(for: .established)
+        let count = batch.count, byteCount = batch.byteCount
+        var pending: LinkBatch? = consume batch
         while true {
             let outcome = try state.withLockedValue { state -> (UInt64, (any Channel)?)? in
                 if let failure = state.failure { throw failure }
                 if state.closing { throw LinkError(.closed, "the link is closed") }
                 guard state.outboxes[stream.number] != nil else { throw LinkError(.configuration, "stream '\(stream.name)' is not open") }
-                guard state.isEmpty || hasRoom(state, addingMessages: batch.count, bytes: batch.byteCount) else {
+                guard state.isEmpty || hasRoom(state, addingMessages: count, bytes: byteCount) else {
                     return nil
                 }
-                let last = state.outboxes[stream.number]!.append(batch: batch)
-                state.sentCount += UInt64(batch.count)
+                let last = state.outboxes[stream.number]!.append(batch: pending.take()!)
+                state.sentCount += UInt64(count)
                 guard let channel = state.channel, !state.pumpScheduled else { return (last, nil) }
                 state.pumpScheduled = true
                 return (last, channel)
             }
             if let (last, channelToPump) = outcome {
-                metrics.messagesSent.increment(by: Int64(batch.count))
-                metrics.bytesSent.increment(by: Int64(batch.byteCount))
+                metrics.messagesSent.increment(by: Int64(count))
+                metrics.bytesSent.increment(by: Int64(byteCount))
                 if let channelToPump {
                     channelToPump.eventLoop.execute {
                         self.state.withLockedValue { $0.pumpScheduled = false }
@@ -195,7 +201,7 @@ public final class LinkClient: Service, Sendable {
             guard configuration.waitWhenFull else {
                 throw LinkError(.outboxFull, "the outbox is full (\(configuration.outboxMessages) messages or \(configuration.outboxBytes) bytes unacknowledged)")
             }
-            try await wait(for: .space(batch.count, batch.byteCount))
+            try await wait(for: .space(count, byteCount))
         }
     }
 

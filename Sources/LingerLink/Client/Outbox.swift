@@ -34,15 +34,16 @@ struct Outbox {
     var oldestCreatedAt: ContinuousClock.Instant? { chunks.first?.createdAt }
 
     /// Appends a pre-encoded batch as one chunk, stamping consecutive sequence numbers into its frames.
+    /// The batch is consumed so that its buffer is stamped in place: a copy here would touch every byte
+    /// again and, in a short-lived sender, fault in fresh pages for all of it.
     /// - Returns: the sequence of the batch's last message.
     @discardableResult
-    mutating func append(batch: LinkBatch) -> UInt64 {
+    mutating func append(batch: consuming LinkBatch) -> UInt64 {
         guard !batch.isEmpty else { return lastSequence }
-        var buffer = batch.buffer
         var sequence = nextSequence
         let stream = self.stream
         // One pass over the frames' bytes; frames were written with stream 0, so only a named stream is stamped.
-        buffer.withUnsafeMutableReadableBytes { bytes in
+        batch.buffer.withUnsafeMutableReadableBytes { bytes in
             for offset in batch.offsets {
                 let at = Int(offset)
                 if stream != 0 { bytes.storeBytes(of: stream.bigEndian, toByteOffset: at + 5, as: UInt32.self) }
@@ -50,8 +51,8 @@ struct Outbox {
                 sequence += 1
             }
         }
-        chunks.append(Chunk(firstSequence: nextSequence, buffer: buffer, offsets: batch.offsets, createdAt: .now))
-        bytes += buffer.readableBytes
+        bytes += batch.buffer.readableBytes
+        chunks.append(Chunk(firstSequence: nextSequence, buffer: batch.buffer, offsets: batch.offsets, createdAt: .now))
         nextSequence = sequence
         return sequence - 1
     }
