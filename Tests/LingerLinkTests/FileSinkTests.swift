@@ -47,6 +47,23 @@ struct FileSinkTests {
         #expect(reopened.marks[.init(clientID: "c1")] == 4 && reopened.openingNotes.isEmpty)
     }
 
+    /// A group commit is one vector write from the batches' own buffers: more batches than one `pwritev`
+    /// takes (IOV_MAX, 1024) still land whole and in order, and a write failing part-way through a group
+    /// leaves nothing of it.
+    @Test func aGroupLargerThanOneVectorWriteLandsInOrder() throws {
+        let store = try storeWith(["zero"])
+        let lines = (1...1_500).map { "line \($0)" }
+        let batches = lines.enumerated().map { batch(from: UInt64($0.offset + 2), [$0.element]) }
+        store.injectWriteFailure = (afterBytes: 20, errno: ENOSPC)  // inside the third batch
+        #expect(throws: LinkSinkError.self) { try store.commit(batches) }
+        #expect(contents(data) == "zero\n")
+        #expect(try store.commit(batches).allSatisfy { $0 == .stored })
+        #expect(contents(data) == "zero\n" + lines.map { $0 + "\n" }.joined())
+        store.close()
+        let reopened = try FileSinkStore(path: data, policy: .everyBatch)
+        #expect(reopened.marks[.init(clientID: "c1")] == 1_501 && reopened.openingNotes.isEmpty)
+    }
+
     @Test func anFsyncThatFailsIsTreatedAsLosingTheCommit() throws {
         let store = try storeWith(["one"])
         store.injectFsyncFailure = EIO
