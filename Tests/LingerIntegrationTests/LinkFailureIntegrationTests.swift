@@ -216,6 +216,28 @@ struct LinkFailureIntegrationTests {
         #expect(try ns.count("CLOSE_WAIT") == 0)
     }
 
+    /// SIGTERM while stdin is still open, after everything read was acknowledged: exit 0, and the note says
+    /// the input was not finished, so nobody takes it for "everything was sent".
+    @Test func aSenderStoppedEarlySaysTheInputWasNotFinished() throws {
+        let ns = try TestNamespace()
+        defer { ns.tearDown() }
+        let out = directory.appendingPathComponent("early.log").path
+        let server = try serve(ns, sink: "file:\(out)")
+        let sender = try ns.linger(["send", "127.0.0.1:7500", "--client-id", "early"])
+        try sender.write(numberedLines(1...10))
+        let deadline = Date().addingTimeInterval(20)
+        while (try? String(contentsOfFile: out, encoding: .utf8)) != numberedLines(1...10) && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        #expect(try String(contentsOfFile: out, encoding: .utf8) == numberedLines(1...10))
+        sender.signal(SIGTERM)
+        #expect(sender.waitForExit(timeout: 10) == 0, "\(sender.stderrText)")
+        #expect(sender.stderrText.contains("stopped before the end of the input; every line read until then was acknowledged"),
+                "\(sender.stderrText)")
+        server.signal(SIGTERM)
+        #expect(server.waitForExit(timeout: 30) == 0)
+    }
+
     // MARK: - Issue: never truncate what we did not write
 
     @Test func aFileLingerDidNotWriteIsLeftAloneAndCanBeAdopted() throws {

@@ -192,7 +192,12 @@ struct Send: AsyncParsableCommand {
             StandardOutput.note(message)
             throw ExitCode.failure
         case .interrupted(let left):
-            StandardOutput.note(left == 0 ? "stopped; every line read was acknowledged" : "stopped with \(left) lines unacknowledged")
+            // Stopped by a signal: what was read is accounted for, what was not read yet is not (a user reading
+            // "every line was acknowledged" would take it for the whole input).
+            StandardOutput.note(
+                left == 0
+                    ? "stopped before the end of the input; every line read until then was acknowledged"
+                    : "stopped with \(left) lines unacknowledged")
             if left > 0 { throw ExitCode.failure }
         }
     }
