@@ -161,7 +161,9 @@ struct LinkFailureIntegrationTests {
     }
 
     /// A supervisor restarts the server while the disk is full: the start-up compaction of the state log has no
-    /// room, so the server keeps the log it has and starts anyway (it failed with ENOSPC before).
+    /// room, so the server keeps the log it has and starts anyway (it failed with ENOSPC before). A short log
+    /// is continued without compaction anyway, so this one is made long first, as a server that could not
+    /// compact while the disk was full leaves it.
     @Test func aServerRestartedOnAFullDiskStartsAndCatchesUp() throws {
         let ns = try TestNamespace()
         defer { ns.tearDown() }
@@ -175,6 +177,12 @@ struct LinkFailureIntegrationTests {
         #expect(first.waitForExit(timeout: 30) == 0, "\(first.stderrText)")
         server.signal(SIGTERM)
         #expect(server.waitForExit(timeout: 30) == 0)
+        let statePath = out + ".linger-state"
+        let record = try #require(try String(contentsOfFile: statePath, encoding: .utf8).split(separator: "\n").last { $0.hasPrefix("c ") })
+        let log = try #require(FileHandle(forWritingAtPath: statePath))
+        log.seekToEndOfFile()
+        log.write(Data(String(repeating: record + "\n", count: 10_001).utf8))  // the same mark, recorded again and again
+        try log.close()
         // Fill every byte that is left.
         let filler = disk.path + "/filler"
         _ = try run("/bin/sh", ["-c", "cat /dev/zero > \(filler) 2>/dev/null; true"])

@@ -162,6 +162,32 @@ struct FileSinkTests {
         #expect(reopened.marks == [.init(clientID: "a"): 3, .init(clientID: "b"): 1])
     }
 
+    /// A restart continues a short state log that names this data file instead of rewriting it (a rewrite
+    /// is a new file, two fsyncs and a rename); a torn last record is cut, and what follows lands exactly.
+    @Test func aRestartContinuesAShortStateLogInPlace() throws {
+        let store = try storeWith(["one", "two"])
+        store.close()
+        let inode = { () -> UInt64 in
+            var info = stat()
+            return stat(self.state, &info) == 0 ? UInt64(info.st_ino) : 0
+        }
+        let before = inode()
+        let handle = try #require(FileHandle(forWritingAtPath: state))
+        handle.seekToEndOfFile()
+        handle.write(Data("c 12 c1 = 3".utf8))  // a record torn by a crash: no newline
+        try handle.close()
+        let reopened = try FileSinkStore(path: data, policy: .everyBatch)
+        #expect(inode() == before, "continued, not rewritten")
+        #expect(reopened.marks[.init(clientID: "c1")] == 2, "the torn record does not count")
+        _ = reopened.claim(clientID: "c1")
+        #expect(try reopened.commit([batch(from: 3, ["three"])]) == [.stored])
+        reopened.close()
+        #expect(contents(data) == "one\ntwo\nthree\n")
+        #expect(!contents(state).contains("c 12 c1 = 3c"), "the torn bytes were cut before appending")
+        let again = try FileSinkStore(path: data, policy: .everyBatch)
+        #expect(again.marks[.init(clientID: "c1")] == 3 && again.openingNotes.isEmpty)
+    }
+
     @Test func theStateLogIsCompactedAndReadsOldLogs() throws {
         // The first format: "<length> <client id> <seq>", no header.
         try "one\ntwo\n".write(toFile: data, atomically: false, encoding: .utf8)

@@ -97,7 +97,15 @@ final class FileSinkStore {
             }
             openingNotes.append("cut \(size - committed) unacknowledged bytes from the end of \(path) (a commit torn by a crash)")
         }
-        // Start every run with a compact log: one record per stream, and the header naming this data file.
+        // A log that already names this data file and is not yet due for compaction is continued as it is:
+        // rewriting it costs two fsyncs (the new log and its directory), which on a disk busy writing back
+        // was most of a restart (the two slowest of 20 restarts took 296 and 347 ms).
+        if appendable, let existing, !Self.dueForCompaction(records: existing.records, streams: existing.marks.count),
+            continueStateLog(validPrefix: existing.validPrefix, records: existing.records)
+        {
+            return
+        }
+        // Otherwise start with a compact log: one record per stream, and the header naming this data file.
         do {
             try rewriteStateLog(with: log)
         } catch {
@@ -109,6 +117,12 @@ final class FileSinkStore {
             }
             openingNotes.append("\(error); kept \(statePath) as it was, uncompacted")
         }
+    }
+
+    /// Whether a log of `records` records for `streams` streams is worth rewriting: once it holds many more
+    /// records than the one per stream a compact log needs.
+    private static func dueForCompaction(records: Int, streams: Int) -> Bool {
+        records > max(10_000, 2 * streams)
     }
 
     /// Appends to the state log on disk after its last whole record (cutting a torn one: that frees room,
@@ -244,7 +258,7 @@ final class FileSinkStore {
         stateLength += Int64(records.utf8.count)
         for batch in stored { book.record(batch) }
         recordsSinceCompaction += stored.count
-        if recordsSinceCompaction > max(10_000, 2 * book.marks.count) {
+        if Self.dueForCompaction(records: recordsSinceCompaction, streams: book.marks.count) {
             // Only the log is rewritten, and atomically: a failure leaves the old, longer log in place.
             try? rewriteStateLog(with: currentLog)
         }
