@@ -244,36 +244,13 @@ public final class Spool: @unchecked Sendable {
                 (offset, sequence) = (start.offset, start.sequence)
             }
             (offset, sequence) = Self.skip(fd, from: (offset, sequence), to: wanted, limit: segment.bytes)
-            // Then whole blocks, parsed in memory.
-            while offset < segment.bytes && size < limit {
-                let want = Int(min(segment.bytes - offset, Int64(max(limit - size, 1 << 16))))
-                var block = [UInt8](repeating: 0, count: want)
-                let got = block.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, off_t(offset)) }
-                // A block may be a single empty record: exactly its 8-byte header.
-                guard got >= 8 else { break }
-                var position = 0
-                while position + 8 <= got {
-                    let length = Int(UInt32(bigEndian: block.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: position, as: UInt32.self) }))
-                    if position + 8 + length > got {
-                        if position == 0 {
-                            // One record larger than the block: read it alone.
-                            var line = [UInt8](repeating: 0, count: length)
-                            guard length == 0 || pread(fd, &line, length, off_t(offset + 8)) == length else { break }
-                            line.withUnsafeBytes { lines.append($0) }
-                            size += length + 1
-                            position = 8 + length
-                            sequence += 1
-                        }
-                        break
-                    }
-                    block.withUnsafeBytes { lines.append(UnsafeRawBufferPointer(rebasing: $0[(position + 8)..<(position + 8 + length)])) }
-                    size += length + 1
-                    position += 8 + length
-                    sequence += 1
-                    if size >= limit { break }
-                }
-                offset += Int64(position)
-                if position == 0 { break }
+            // Then whole blocks, parsed in memory, until the batch is full.
+            offset = Self.walkRecords(fd, from: offset, end: segment.bytes, blockSize: max(limit - size, 1 << 16)) { record in
+                guard size < limit else { return false }
+                lines.append(record.payload)
+                size += record.length + 1
+                sequence += 1
+                return true
             }
             readCursor = (segment.path, sequence, offset)
             wanted = sequence
@@ -283,21 +260,73 @@ public final class Spool: @unchecked Sendable {
 
     /// Walks record headers from `start` until record `wanted` (or `limit`), reading 64 KiB at a time.
     private static func skip(_ fd: Int32, from start: (offset: Int64, sequence: UInt64), to wanted: UInt64, limit: Int64) -> (Int64, UInt64) {
-        var (offset, sequence) = start
-        var block = [UInt8](repeating: 0, count: 64 << 10)
-        while sequence < wanted, offset + 8 <= limit {
-            let want = Int(min(limit - offset, Int64(block.count)))
-            let got = block.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, off_t(offset)) }
-            guard got >= 8 else { break }
+        var sequence = start.sequence
+        guard sequence < wanted else { return (start.offset, sequence) }
+        let offset = walkRecords(fd, from: start.offset, end: limit, blockSize: 64 << 10, payloads: false) { _ in
+            guard sequence < wanted else { return false }
+            sequence += 1
+            return true
+        }
+        return (offset, sequence)
+    }
+
+    /// One record as ``walkRecords(_:from:end:blockSize:payloads:_:)`` meets it.
+    private struct WalkedRecord {
+        /// Where its header starts in the file.
+        let offset: Int64
+        let length: Int
+        let checksum: UInt32
+        /// Its bytes (empty when the walk reads headers only).
+        let payload: UnsafeRawBufferPointer
+    }
+
+    /// The one walk over a segment's records that opening (checking each), skipping (counting headers) and
+    /// reading (copying lines out) share: `blockSize` bytes per `pread`, a record larger than a block read
+    /// alone, and with `payloads: false` only the headers, jumping over the bytes. Stops before the first
+    /// record that `visit` declines, that would end past `end` (torn), or that cannot be read.
+    /// - Returns: where that record starts: everything before it was visited and accepted.
+    private static func walkRecords(
+        _ fd: Int32, from start: Int64, end: Int64, blockSize: Int, payloads: Bool = true,
+        _ visit: (WalkedRecord) throws -> Bool
+    ) rethrows -> Int64 {
+        var offset = start
+        var block = [UInt8](repeating: 0, count: blockSize)
+        while offset + 8 <= end {
+            let want = Int(min(end - offset, Int64(blockSize)))
+            let base = offset
+            let got = block.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, off_t(base)) }
+            // A block may be a single empty record: exactly its 8-byte header.
+            guard got >= 8 else { return offset }
             var position = 0
-            while sequence < wanted, position + 8 <= got {
-                let length = Int(UInt32(bigEndian: block.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: position, as: UInt32.self) }))
-                position += 8 + length  // may pass the block: the next read starts after this record
-                sequence += 1
+            while position + 8 <= got {
+                let (length, checksum) = block.withUnsafeBytes {
+                    (Int(UInt32(bigEndian: $0.loadUnaligned(fromByteOffset: position, as: UInt32.self))),
+                     UInt32(bigEndian: $0.loadUnaligned(fromByteOffset: position + 4, as: UInt32.self)))
+                }
+                let at = base + Int64(position)
+                guard at + 8 + Int64(length) <= end else { return at }
+                let accepted: Bool
+                if !payloads {
+                    accepted = try visit(WalkedRecord(offset: at, length: length, checksum: checksum, payload: UnsafeRawBufferPointer(start: nil, count: 0)))
+                } else if position + 8 + length <= got {
+                    accepted = try block.withUnsafeBytes {
+                        try visit(WalkedRecord(offset: at, length: length, checksum: checksum,
+                                               payload: UnsafeRawBufferPointer(rebasing: $0[(position + 8)..<(position + 8 + length)])))
+                    }
+                } else if position > 0 {
+                    break  // read on from this record
+                } else {
+                    // One record larger than the block: read it alone.
+                    var line = [UInt8](repeating: 0, count: length)
+                    guard length == 0 || pread(fd, &line, length, off_t(at + 8)) == length else { return at }
+                    accepted = try line.withUnsafeBytes { try visit(WalkedRecord(offset: at, length: length, checksum: checksum, payload: $0)) }
+                }
+                guard accepted else { return at }
+                position += 8 + length  // headers only: may pass the block, and the next read starts after it
             }
             offset += Int64(position)
         }
-        return (offset, sequence)
+        return offset
     }
 
     /// Removes every segment whose records are all acknowledged (sequence ≤ `acknowledged`).
@@ -369,47 +398,19 @@ public final class Spool: @unchecked Sendable {
         var info = stat()
         fstat(fd, &info)
         let size = Int64(info.st_size)
-        var offset: Int64 = 0  // where the next record starts; everything before it is valid
         var records: UInt64 = 0
-        var block = [UInt8](repeating: 0, count: 1 << 20)
-        func damaged(at offset: Int64) -> SourceError {
-            SourceError("spool segment \(path) is damaged at byte \(offset) (a record that is not the last): move it aside to keep the rest")
-        }
-        scanning: while offset + 8 <= size {
-            let want = Int(min(size - offset, Int64(block.count)))
-            let base = offset  // the block's place in the file
-            let got = block.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, off_t(base)) }
-            guard got >= 8 else { break }
-            var position = 0
-            while position + 8 <= got {
-                let (length, crc) = block.withUnsafeBytes {
-                    (Int(UInt32(bigEndian: $0.loadUnaligned(fromByteOffset: position, as: UInt32.self))),
-                     UInt32(bigEndian: $0.loadUnaligned(fromByteOffset: position + 4, as: UInt32.self)))
+        let valid = try walkRecords(fd, from: 0, end: size, blockSize: 1 << 20) { record in
+            guard checksum(record.payload) == record.checksum else {
+                // The last thing in the file (or followed by zeros only): a torn append. Else: damage.
+                if record.offset + 8 + Int64(record.length) < size && !onlyZeros(fd, from: record.offset, to: size) {
+                    throw SourceError("spool segment \(path) is damaged at byte \(record.offset) (a record that is not the last): move it aside to keep the rest")
                 }
-                let start = base + Int64(position)
-                let end = start + 8 + Int64(length)
-                guard end <= size else { break scanning }  // cut short: a torn append
-                let actual: UInt32
-                if position + 8 + length <= got {
-                    actual = block.withUnsafeBytes { checksum(UnsafeRawBufferPointer(rebasing: $0[(position + 8)..<(position + 8 + length)])) }
-                } else if position > 0 {
-                    break  // read on from this record
-                } else {
-                    // One record larger than the block: read it alone.
-                    var line = [UInt8](repeating: 0, count: length)
-                    guard pread(fd, &line, length, off_t(start + 8)) == length else { break scanning }
-                    actual = line.withUnsafeBytes { checksum($0) }
-                }
-                guard actual == crc else {
-                    if end < size && !onlyZeros(fd, from: start, to: size) { throw damaged(at: start) }
-                    break scanning
-                }
-                position += 8 + length
-                offset = end
-                records += 1
+                return false
             }
+            records += 1
+            return true
         }
-        return (records, offset, size)
+        return (records, valid, size)
     }
 
     /// Whether bytes `from..<to` of the file are all zero.
