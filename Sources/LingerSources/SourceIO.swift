@@ -28,12 +28,17 @@ public final class SourceIO: Sendable {
     }
 }
 
-/// One value passed from a pool thread to the task that waits for it. The write happens before the pool
-/// resumes the task and the read after, so the continuation orders them; nothing else touches the box.
-private final class HandOff<T>: @unchecked Sendable {
-    var value: T?
+/// One value moved from one thread or task to another without a second reference staying behind: a
+/// `ByteBuffer` still referenced elsewhere is copied by the next write into it, and the outbox writes
+/// sequence numbers into every batch. The write happens before the hand-over (a continuation's resume, an
+/// `await`) and the read after it, so that orders them; nothing else touches the box.
+package final class HandOff<T>: @unchecked Sendable {
+    package var value: T?
 
-    func take() -> T {
+    package init(_ value: T? = nil) { self.value = value }
+
+    /// The value, leaving the box empty.
+    package func take() -> T {
         defer { value = nil }
         return value!
     }

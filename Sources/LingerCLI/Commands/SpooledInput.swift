@@ -41,13 +41,13 @@ struct SpooledStandardInput: ShippedInput {
         var spooled: UInt64 = 0
         var warned = false
         let gather = Int(min(4 << 20, max(256 << 10, spool.maximumBytes / 4)))
-        var appending: (task: Task<UInt64, any Error>, batch: LinkBatch)?
+        var appending: (task: Task<UInt64, any Error>, lines: Int)?
         /// Waits for the append in flight (which handed its lines to the sender as it finished).
         func finishAppend() async throws {
-            guard let (task, batch) = appending else { return }
+            guard let (task, lines) = appending else { return }
             appending = nil
             _ = try await task.value
-            spooled += UInt64(batch.count)
+            spooled += UInt64(lines)
         }
         do {
             while true {
@@ -72,14 +72,16 @@ struct SpooledStandardInput: ShippedInput {
                         fresh.wake()  // the sender releases acknowledged segments when it wakes: that makes room
                         try await Task.sleep(for: .milliseconds(100))
                     }
-                    let spooledBatch = batch
+                    let lines = batch.count
+                    // Moved, not shared, on its way to the sender: its outbox then stamps it in place.
+                    let moving = HandOff(consume batch)
                     appending = (Task {
-                        let first = try await io.run { try spool.append(spooledBatch) }
+                        let first = try await io.run { try spool.append(moving.value!) }
                         // At once, not when the next chunk is read: else the sender finds the lines on disk
                         // first and reads them back from there (measured: most of them were).
-                        fresh.put(first: first, spooledBatch)  // from memory; the spool is the durable copy
+                        fresh.put(first: first, moving.take())  // from memory; the spool is the durable copy
                         return first
-                    }, batch)
+                    }, lines)
                 }
                 if bytes.isEmpty {
                     try await finishAppend()
@@ -105,8 +107,8 @@ struct SpooledStandardInput: ShippedInput {
             let after = sentThrough
             let ended = inputEnded.isSet
             // What was just spooled comes from memory; what an earlier run left, or a backlog, from disk.
-            let held = fresh.take(after: after)
-            let (first, batch) = if let held { held } else { try await io.run { try spool.batch(after: after) } }
+            var held = fresh.take(after: after)
+            let (first, batch) = if held != nil { held.take()! } else { try await io.run { try spool.batch(after: after) } }
             if batch.isEmpty {
                 releaser.request(through: client.acknowledgedSequence(on: stream))
                 if ended && sentThrough + 1 >= spool.next {
