@@ -76,7 +76,7 @@ struct SpooledStandardInput: ShippedInput {
                     // Moved, not shared, on its way to the sender: its outbox then stamps it in place.
                     let moving = HandOff(consume batch)
                     appending = (Task {
-                        let first = try await io.run { try spool.append(moving.value!) }
+                        let first = try await io.run { try moving.withValue { try spool.append($0) } }
                         // At once, not when the next chunk is read: else the sender finds the lines on disk
                         // first and reads them back from there (measured: most of them were).
                         fresh.put(first: first, moving.take())  // from memory; the spool is the durable copy
