@@ -56,6 +56,7 @@ let package = Package(
             dependencies: [
                 "LingerLink", "CLingerZlib",
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
         // A sink in PostgreSQL, shared by many collectors: epochs and marks live in the database. It sits
@@ -99,6 +100,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
         // Real peers for integration tests and benchmarks: plain POSIX sockets put into a chosen TCP state

@@ -1,5 +1,6 @@
 import LingerLink
 import LingerSources
+import NIOConcurrencyHelpers
 import Synchronization
 
 /// Stdin through a crash-safe spool (`--spool DIR`): every line is on disk before it is sent and leaves
@@ -74,12 +75,12 @@ struct SpooledStandardInput: ShippedInput {
                     }
                     let lines = batch.count
                     // Moved, not shared, on its way to the sender: its outbox then stamps it in place.
-                    let moving = HandOff(consume batch)
+                    let moving = NIOLockedValueBox<LinkBatch?>(consume batch)
                     appending = (Task {
-                        let first = try await io.run { try moving.withValue { try spool.append($0) } }
+                        let first = try await io.run { try moving.withLockedValue { try spool.append($0!) } }
                         // At once, not when the next chunk is read: else the sender finds the lines on disk
                         // first and reads them back from there (measured: most of them were).
-                        fresh.put(first: first, moving.take())  // from memory; the spool is the durable copy
+                        fresh.put(first: first, moving.withLockedValue { $0.take()! })  // from memory; the spool is the durable copy
                         return first
                     }, lines)
                 }
