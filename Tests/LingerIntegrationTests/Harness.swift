@@ -271,8 +271,12 @@ final class LingerProcess {
         stderrHandle = try FileHandle(forWritingTo: stderrURL)
         process.executableURL = URL(fileURLWithPath: ipPath)
         process.arguments = ["netns", "exec", namespace, productsDirectory.appendingPathComponent("linger").path] + arguments
+        // The child gets its own copy of a stdin file's descriptor; ours is closed once it started (or failed to).
+        var inputFile: FileHandle?
+        defer { try? inputFile?.close() }
         if let stdinFile {
             guard let input = FileHandle(forReadingAtPath: stdinFile) else { throw HarnessError("cannot read \(stdinFile)") }
+            inputFile = input
             process.standardInput = input
         } else {
             process.standardInput = stdin
