@@ -30,6 +30,34 @@ struct CommandLineTests {
         #expect(try ns.passiveOpens() == 0)
     }
 
+    /// Files that cannot be shipped are refused before connecting: with the server down, the sender used to
+    /// retry the connection forever and never name the missing file.
+    @Test(.enabled(if: canUseNamespaces)) func unreadableFilesAreRefusedBeforeConnecting() throws {
+        let ns = try TestNamespace()
+        defer { ns.tearDown() }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("linger-inputs-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let present = directory + "/present.log"
+        try "a line\n".write(toFile: present, atomically: false, encoding: .utf8)
+        let cases: [(files: [String], says: String)] = [
+            ([present, directory + "/missing.log"], "\(directory)/missing.log does not exist"),
+            ([directory + "/*.gone"], "no file matches \(directory)/*.gone"),
+            ([directory], "\(directory) is a directory"),
+        ]
+        for (files, says) in cases {
+            let sender = try ns.linger(["send", "127.0.0.1:7999", "--client-id", "early"] + files.flatMap { ["--file", $0] })
+            #expect(sender.waitForExit(timeout: 20) == 1, "\(files): \(sender.stderrText)")
+            #expect(sender.stderrText.contains(says), "\(files): \(sender.stderrText)")
+            #expect(!sender.stderrText.contains("cannot connect"), "checked before connecting: \(sender.stderrText)")
+        }
+        // Following waits for a path that does not exist yet, so only a directory is refused there.
+        let follower = try ns.linger(["send", "127.0.0.1:7999", "--client-id", "early", "--follow", "--file", directory])
+        #expect(follower.waitForExit(timeout: 20) == 1, "\(follower.stderrText)")
+        #expect(follower.stderrText.contains("\(directory) is a directory"), "\(follower.stderrText)")
+        #expect(try ns.passiveOpens() == 0)
+    }
+
     /// Conflicting or impossible values are refused up front, in one line, before any long work.
     @Test func conflictsAndBadOutputsAreRefusedBeforeWork() throws {
         try expectCleanRefusal(["lab", "run", "port-exhaustion", "--report", "/proc/nope"], status: 64, mentions: ["cannot write the report to /proc/nope"])

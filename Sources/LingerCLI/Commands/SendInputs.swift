@@ -20,12 +20,16 @@ struct FileInputs: ShippedInput {
     }
 
     func ship(report: @escaping @Sendable (SourceEvent) -> Void) async throws -> SourceTotals {
+        // Input that cannot be read is refused before connecting: a missing file must not hide behind
+        // "cannot connect" warnings while the server is down, and no retry makes it appear.
+        let patterns = self.patterns, follow = options.follow
+        try await io.run { try Self.check(patterns, follow: follow) }
         _ = try await client.start()  // the streams the server knows decide what each file resumes
         var started = Set<String>()
         var totals = SourceTotals()
         try await withThrowingTaskGroup(of: Step.self) { group in
             func startNew(first: Bool) throws {
-                for path in try expand(patterns, mustMatch: first && !options.follow) where started.insert(path).inserted {
+                for path in try Self.expand(patterns, mustMatch: first && !options.follow) where started.insert(path).inserted {
                     group.addTask { .shipped(try await shipPath(path, report: report)) }
                 }
                 // New files matching a glob (a new log in the directory) are picked up every 5 s.
@@ -76,9 +80,21 @@ struct FileInputs: ShippedInput {
         return totals
     }
 
+    /// Throws the first input that cannot be shipped: a glob matching nothing or a path that does not exist
+    /// (unless followed: it may appear later), a directory, a file this user may not read.
+    private static func check(_ patterns: [String], follow: Bool) throws {
+        for path in try expand(patterns, mustMatch: !follow) {
+            guard let file = try InputFile.open(path) else {
+                if follow { continue }
+                throw SourceError("\(path) does not exist")
+            }
+            file.close()
+        }
+    }
+
     /// Paths matching the patterns, in order; a pattern without wildcards names a path even if it does not
     /// exist yet (followed paths may appear later).
-    private func expand(_ patterns: [String], mustMatch: Bool) throws -> [String] {
+    private static func expand(_ patterns: [String], mustMatch: Bool) throws -> [String] {
         var paths: [String] = []
         for pattern in patterns {
             guard pattern.contains(where: { "*?[".contains($0) }) else {
