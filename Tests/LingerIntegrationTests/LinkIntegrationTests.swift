@@ -113,7 +113,8 @@ struct LinkIntegrationTests {
         try sender.write("secret data\n")
         sender.closeStdin()
         #expect(sender.waitForExit(timeout: 20) == 2, "exit 2 means refused")
-        #expect(sender.stderrText.contains("authentication failed"), "\(sender.stderrText)")
+        #expect(sender.stderrText == "linger: the server refused this client: authentication failed: the token is not accepted by this server\n",
+                "one line, no log line repeating it: \(sender.stderrText)")
         #expect(try ns.passiveOpens() == 1, "one connection, no retry loop")
         #expect((try? String(contentsOfFile: out, encoding: .utf8)) ?? "" == "")
         // The right token gets in.

@@ -144,7 +144,9 @@ struct Send: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let logger = makeLogger(label: "linger.send", verbose: verbose)
+        var logger = makeLogger(label: "linger.send", verbose: verbose)
+        // The client's one warning (a refusal) is what `send` reports itself, in one line, with its exit status.
+        if !verbose { logger.logLevel = .error }
         let id: String
         let token: String
         do {
