@@ -217,6 +217,8 @@ struct LinkFailureIntegrationTests {
         try sender.write(numberedLines(1...10))
         #expect(server.waitForExit(timeout: 20) == 1, "\(server.stderrText)")
         #expect(server.stderrText.contains("standard output was closed"), "\(server.stderrText)")
+        let said = server.stderrText.split(separator: "\n").filter { !$0.hasPrefix("linger: listening on") }
+        #expect(said == ["linger: standard output was closed by its reader: Broken pipe"], "once, in one line: \(server.stderrText)")
         // SIGTERM stops a sender even while it waits on an open stdin, and it says what was left.
         sender.signal(SIGTERM)
         #expect(sender.waitForExit(timeout: 10) == 1)

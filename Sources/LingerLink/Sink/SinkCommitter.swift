@@ -144,7 +144,9 @@ final class SinkCommitter: Sendable {
                 }
             } catch {
                 let fatal = (error as? LinkSinkError) ?? LinkSinkError("\(error)", isRetryable: false)
-                logger.critical("the sink failed and cannot recover: \(fatal.message)")
+                // Thrown out of the server's `run()`, which is where its owner learns of it (`serve` prints it
+                // once); logged at notice, so a log line does not say it a second time.
+                logger.notice("the sink failed and cannot recover: \(fatal.message)")
                 let waiting = state.withLockedValue { state -> [Work] in
                     state.fatal = fatal
                     defer { state.queue.removeAll() }
