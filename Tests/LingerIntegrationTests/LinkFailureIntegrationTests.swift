@@ -226,6 +226,33 @@ struct LinkFailureIntegrationTests {
         #expect(try ns.count("CLOSE_WAIT") == 0)
     }
 
+    /// A server at its connection limit turns a sender away for now: the sender's warning says so (it said
+    /// "closed before the session began"), it retries, and gets in once a place is free.
+    @Test func aSenderTurnedAwayAtTheConnectionLimitSaysWhyAndGetsInLater() throws {
+        let ns = try TestNamespace()
+        defer { ns.tearDown() }
+        let out = directory.appendingPathComponent("limit.log").path
+        let server = try serve(ns, sink: "file:\(out)", extra: ["--max-connections", "1"])
+        let first = try ns.linger(["send", "127.0.0.1:7500", "--client-id", "first"])
+        try first.write("from the first\n")
+        let deadline = Date().addingTimeInterval(20)
+        while (try? String(contentsOfFile: out, encoding: .utf8)) != "from the first\n" && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        let second = try ns.linger(["send", "127.0.0.1:7500", "--client-id", "second", "--backoff-initial", "50ms", "--backoff-max", "200ms"])
+        try second.write("from the second\n")
+        second.closeStdin()
+        try second.waitForStderr("127.0.0.1:7500 turned the connection away: the server is at its connection limit")
+        first.closeStdin()
+        #expect(first.waitForExit(timeout: 20) == 0, "\(first.stderrText)")
+        #expect(second.waitForExit(timeout: 20) == 0, "\(second.stderrText)")
+        #expect(!second.stderrText.contains("closed before the session began"), "\(second.stderrText)")
+        server.signal(SIGTERM)
+        #expect(server.waitForExit(timeout: 30) == 0)
+        #expect(try String(contentsOfFile: out, encoding: .utf8) == "from the first\nfrom the second\n")
+        #expect(try ns.count("CLOSE_WAIT") == 0)
+    }
+
     /// SIGTERM while stdin is still open, after everything read was acknowledged: exit 0, and the note says
     /// the input was not finished, so nobody takes it for "everything was sent".
     @Test func aSenderStoppedEarlySaysTheInputWasNotFinished() throws {

@@ -116,7 +116,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
             client.serverRefused(code: code, text: text)
             closeGracefully(last: nil, context: context)
         case .dismissed(let code, let text):
-            client.log("the server asked this client to leave (\(code)): \(text)")
+            client.serverDismissed(code: code, text: text)
             closeGracefully(last: nil, context: context)
         case .close:
             context.close(promise: nil)

@@ -70,6 +70,9 @@ public final class LinkClient: Service, Sendable {
         var sessions = 0
         /// The last failed attempt while no session is up (for --progress).
         var trouble: ConnectionTrouble?
+        /// Why the server turned the last connection away for now (at its connection limit, shutting down):
+        /// the reason a retry warning gives, instead of "closed before the session began".
+        var turnedAway: String?
         var sentCount: UInt64 = 0
         var acknowledgedCount: UInt64 = 0
 
@@ -282,6 +285,7 @@ public final class LinkClient: Service, Sendable {
             attempt += 1
             let sessionsBefore = state.withLockedValue { $0.sessions }
             var reason: String?
+            state.withLockedValue { $0.turnedAway = nil }
             do {
                 let channel = try await connect(to: endpoint, tls: try tlsContexts?.current())
                 metrics.connections.increment()
@@ -304,6 +308,7 @@ public final class LinkClient: Service, Sendable {
                 downSince = .now
             } else {
                 failures += 1
+                if reason == nil, let text = state.withLockedValue({ $0.turnedAway }) { reason = "\(endpoint) turned the connection away: \(text)" }
             }
             state.withLockedValue { $0.reconnects += 1 }
             metrics.reconnects.increment()
@@ -438,10 +443,19 @@ public final class LinkClient: Service, Sendable {
         }
     }
 
+    /// A GOAWAY the client comes back from (the server shuts down, or found it idle).
+    func serverDismissed(code: LinkCloseCode, text: String) {
+        log("the server asked this client to leave (\(code)): \(text)")
+        state.withLockedValue { $0.turnedAway = text }
+    }
+
     /// An ERROR or a final GOAWAY from the server. Retryable codes only log; the rest end the link.
     func serverRefused(code: LinkCloseCode, text: String) {
         logger.warning("server refused the client", metadata: ["code": "\(code)", "text": "\(text)"])
-        guard !code.isRetryable else { return }
+        guard !code.isRetryable else {
+            state.withLockedValue { $0.turnedAway = text }
+            return
+        }
         let kind: LinkError.Kind = code == .replaced ? .replaced : .rejected(code)
         fail(with: LinkError(kind, code == .replaced ? text : "the server refused this client: \(text)"))
     }
