@@ -58,6 +58,14 @@ struct CommandLineTests {
         #expect(try ns.passiveOpens() == 0)
     }
 
+    /// `send <&-` used to wait forever: its first descriptor (Dispatch's) took number 0 and was read as stdin.
+    @Test func aClosedStandardInputIsRefused() throws {
+        let binary = productsDirectory.appendingPathComponent("linger").path
+        let result = try run("/bin/sh", ["-c", "exec \"$0\" send 127.0.0.1:1 --give-up-after 30s <&-", binary], timeout: 20)
+        #expect(result.status == 64, "\(result.stderr)")
+        #expect(result.stderr == "linger: standard input is closed; pipe lines in, or give --file\n", "\(result.stderr)")
+    }
+
     /// Conflicting or impossible values are refused up front, in one line, before any long work.
     @Test func conflictsAndBadOutputsAreRefusedBeforeWork() throws {
         try expectCleanRefusal(["lab", "run", "port-exhaustion", "--report", "/proc/nope"], status: 64, mentions: ["cannot write the report to /proc/nope"])

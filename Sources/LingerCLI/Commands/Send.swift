@@ -144,6 +144,10 @@ struct Send: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if files.isEmpty && StandardInputAtStart.wasClosed {
+            StandardOutput.note("standard input is closed; pipe lines in, or give --file")
+            throw ExitCode(64)
+        }
         var logger = makeLogger(label: "linger.send", verbose: verbose)
         // The client's one warning (a refusal) is what `send` reports itself, in one line, with its exit status.
         if !verbose { logger.logLevel = .error }

@@ -17,3 +17,10 @@ enum ProcessInfoEnvironment {
         return result
     }
 }
+
+/// Whether the process started with its standard input closed (`<&-`). `main` reads it first thing: the
+/// first descriptor opened afterwards (Dispatch's, for the concurrency pool) takes number 0, and reading
+/// "stdin" would then wait on it forever.
+enum StandardInputAtStart {
+    static let wasClosed: Bool = fcntl(0, F_GETFD) < 0
+}
