@@ -33,7 +33,7 @@ struct Linger: ParsableCommand {
     /// `commandName`: without it ArgumentParser derives each name with `String(describing:)`, whose dynamic
     /// casts scan all of the static binary's protocol conformances (a fifth of a start, measured).
     static func main() {
-        _ = StandardInputAtStart.wasClosed  // before any descriptor is opened
+        _ = StandardDescriptors.closedAtStart  // before any descriptor is opened
         let command: any ParsableCommand
         do {
             command = try parseAsRoot()

@@ -58,12 +58,45 @@ struct CommandLineTests {
         #expect(try ns.passiveOpens() == 0)
     }
 
-    /// `send <&-` used to wait forever: its first descriptor (Dispatch's) took number 0 and was read as stdin.
-    @Test func aClosedStandardInputIsRefused() throws {
+    /// `send <&-` used to wait forever (its first descriptor, an epoll, took number 0 and was read as stdin), and
+    /// `serve >&-` would write its sink and notes to whatever took number 1 or 2 (an epoll): closed standard
+    /// descriptors are refused, or held on /dev/null so that nothing else takes them.
+    @Test func closedStandardDescriptorsAreRefusedOrHeldOnDevNull() throws {
         let binary = productsDirectory.appendingPathComponent("linger").path
         let result = try run("/bin/sh", ["-c", "exec \"$0\" send 127.0.0.1:1 --give-up-after 30s <&-", binary], timeout: 20)
         #expect(result.status == 64, "\(result.stderr)")
         #expect(result.stderr == "linger: standard input is closed; pipe lines in, or give --file\n", "\(result.stderr)")
+        // A closed stdout is refused as the sink. With stderr closed too, the refusal goes to /dev/null (no
+        // socket may take descriptor 2 and receive notes), and the exit status still says it.
+        let server = try run("/bin/sh", ["-c", "exec \"$0\" serve --listen 127.0.0.1:0 --sink stdout >&-", binary], timeout: 20)
+        #expect(server.status == 64, "\(server.stderr)")
+        #expect(server.stderr.hasPrefix("linger: standard output is closed, and the sink is stdout"), "\(server.stderr)")
+        let quiet = try run("/bin/sh", ["-c", "\"$0\" send 127.0.0.1:1 2>&- <&-; echo \"exit $?\"", binary], timeout: 20)
+        #expect(quiet.stdout == "exit 64\n", "\(quiet.stdout) \(quiet.stderr)")
+        // A server started with stdout and stderr closed holds /dev/null there, not a socket of its own.
+        let detached = Process()
+        detached.executableURL = URL(fileURLWithPath: "/bin/sh")
+        detached.arguments = ["-c", "exec \"$0\" serve --listen 127.0.0.1:0 --sink discard >&- 2>&-", binary]
+        try detached.run()
+        defer {
+            detached.terminate()
+            detached.waitUntilExit()
+        }
+        let fds = "/proc/\(detached.processIdentifier)/fd"
+        var held: [String] = []
+        let deadline = Date().addingTimeInterval(20)
+        // Once linger (not the shell before its exec) has an epoll, descriptors 1 and 2 were settled in main.
+        while Date() < deadline {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: fds)) ?? []
+            let targets = names.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "\(fds)/\($0)") }
+            let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(detached.processIdentifier)/exe")
+            if exe?.hasSuffix("/linger") == true && targets.contains("anon_inode:[eventpoll]") {
+                held = ["1", "2"].map { (try? FileManager.default.destinationOfSymbolicLink(atPath: "\(fds)/\($0)")) ?? "closed" }
+                break
+            }
+            usleep(20_000)
+        }
+        #expect(held == ["/dev/null", "/dev/null"], "descriptors 1 and 2 of the server: \(held)")
     }
 
     /// Conflicting or impossible values are refused up front, in one line, before any long work.

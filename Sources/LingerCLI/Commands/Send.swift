@@ -144,7 +144,7 @@ struct Send: AsyncParsableCommand {
     }
 
     func run() async throws {
-        if files.isEmpty && StandardInputAtStart.wasClosed {
+        if files.isEmpty && StandardDescriptors.closedAtStart[0] {
             StandardOutput.note("standard input is closed; pipe lines in, or give --file")
             throw ExitCode(64)
         }

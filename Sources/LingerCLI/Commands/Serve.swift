@@ -163,6 +163,10 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if sink == "stdout" && StandardDescriptors.closedAtStart[1] {
+            StandardOutput.note("standard output is closed, and the sink is stdout; give --sink file:PATH, or a reader for stdout")
+            throw ExitCode(64)
+        }
         let logger = makeLogger(label: "linger.serve", verbose: verbose)
         // Certificates and tokens first: a mistake there must not leave a sink opened (or files created).
         var tokens: [LinkToken] = []

@@ -18,9 +18,15 @@ enum ProcessInfoEnvironment {
     }
 }
 
-/// Whether the process started with its standard input closed (`<&-`). `main` reads it first thing: the
-/// first descriptor opened afterwards (Dispatch's, for the concurrency pool) takes number 0, and reading
-/// "stdin" would then wait on it forever.
-enum StandardInputAtStart {
-    static let wasClosed: Bool = fcntl(0, F_GETFD) < 0
+/// Standard input, output and error as the process found them. A closed one (`<&-`, `>&-`) is taken at once
+/// by the next descriptor opened (Dispatch's, a socket): reading "stdin" would wait on an epoll forever, and
+/// a note or the stdout sink would be written into a client's connection. `main` settles this first thing:
+/// each closed one is noted and opened on /dev/null, so that no other descriptor can take its number.
+enum StandardDescriptors {
+    /// For 0, 1, 2: whether it was closed when the process started.
+    static let closedAtStart: [Bool] = (Int32(0)...2).map { fd in
+        guard fcntl(fd, F_GETFD) < 0 else { return false }
+        _ = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY)  // the lowest free number: this one
+        return true
+    }
 }
