@@ -40,15 +40,36 @@ public final class InputFile: @unchecked Sendable {
         let fd = openForReading(path)
         if fd < 0 {
             if errno == ENOENT { return nil }
-            throw SourceError("cannot open \(path): \(String(cString: strerror(errno)))")
+            throw cannotOpen(path, errno)
         }
         var info = stat()
         fstat(fd, &info)
         if (info.st_mode & S_IFMT) == S_IFDIR {
             closeDescriptor(fd)
-            throw SourceError("\(path) is a directory; give files or a glob such as \(path)/*.log")
+            throw isDirectory(path)
         }
         return InputFile(path: path, fd: fd, info: info)
+    }
+
+    /// Whether `path` exists, without opening it (opening a FIFO would wait for, then cut off, its writer).
+    /// - Throws: what ``open(_:)`` would: a directory, or a file this user may not read.
+    public static func checkReadable(_ path: String) throws -> Bool {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            if errno == ENOENT { return false }
+            throw cannotOpen(path, errno)
+        }
+        if (info.st_mode & S_IFMT) == S_IFDIR { throw isDirectory(path) }
+        if access(path, R_OK) != 0 { throw cannotOpen(path, errno) }
+        return true
+    }
+
+    private static func cannotOpen(_ path: String, _ code: Int32) -> SourceError {
+        SourceError("cannot open \(path): \(String(cString: strerror(code)))")
+    }
+
+    private static func isDirectory(_ path: String) -> SourceError {
+        SourceError("\(path) is a directory; give files or a glob such as \(path)/*.log")
     }
 
     private init(path: String, fd: Int32, info: stat) {
