@@ -106,6 +106,12 @@ struct CommandLineTests {
         #expect(!lab.stderr.contains("running port-exhaustion"), "refused before the scenario started: \(lab.stderr)")
         try expectCleanRefusal(["watch", "--plain", "--json"], status: 64, mentions: ["--plain and --json"])
         try expectCleanRefusal(["export", "--leak-age=-1"], status: 64, mentions: ["--leak-age", "-1"])
+        // A pid file that cannot be written stops the server before its sink creates the output file.
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("linger-pidfile-\(UUID().uuidString).log").path
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        try expectCleanRefusal(["serve", "--listen", "127.0.0.1:0", "--sink", "file:\(output)", "--pid-file", "/proc/nope/pid"],
+                               status: 1, mentions: ["cannot write the pid file /proc/nope/pid"])
+        #expect(!FileManager.default.fileExists(atPath: output) && !FileManager.default.fileExists(atPath: output + ".linger-state"))
     }
 
     /// Every usage error is one line, `linger: …`, exit 64: parse errors too (ArgumentParser's own are three

@@ -188,6 +188,18 @@ struct Serve: AsyncParsableCommand {
                 throw ExitCode.failure
             }
         }
+        // The pid file before the sink: a path it cannot be written to must not leave an output file behind.
+        if let pidFile {
+            let text = Array("\(getpid())\n".utf8)
+            let fd = open(pidFile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            guard fd >= 0 else {
+                StandardOutput.note("cannot write the pid file \(pidFile): \(String(cString: strerror(errno)))")
+                throw ExitCode.failure
+            }
+            _ = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            close(fd)
+        }
+        defer { if let pidFile { unlink(pidFile) } }
         let theSink: any LinkSink
         // What the server prints as its sink: the URL without its password.
         var shownSink = sink
@@ -227,17 +239,6 @@ struct Serve: AsyncParsableCommand {
                 idleTimeout: idleTimeout.duration, closeDeadline: closeDeadline.duration,
                 shutdownDeadline: shutdownDeadline.duration, abortiveClose: abortiveClose),
             logger: logger)
-        if let pidFile {
-            let text = Array("\(getpid())\n".utf8)
-            let fd = open(pidFile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-            guard fd >= 0 else {
-                StandardOutput.note("cannot write the pid file \(pidFile): \(String(cString: strerror(errno)))")
-                throw ExitCode.failure
-            }
-            _ = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            close(fd)
-        }
-        defer { if let pidFile { unlink(pidFile) } }
         // SIGHUP reloads the TLS certificate (new connections get it; established ones stay up) and reopens the
         // sink's output (logrotate's create mode renamed it), as nginx and rsyslog do; it must not be the
         // default action, which ends the process.
