@@ -17,7 +17,8 @@ import Synchronization
 ///   that opens empty is (re)made as format 2;
 /// - `NNNNNNNNNNNNNNNNNNNN.seg`: segments named by the sequence of their first record, each a run of records
 ///   `u32 length | u32 checksum | bytes` (big-endian). Record k of a segment has sequence `first + k`, which
-///   is also its sequence on the link.
+///   is also its sequence on the link;
+/// - `lock`: held (`flock`) by the one sender using the spool, with its pid; a second is refused.
 ///
 /// Durability: records are written before anything is sent, so a SIGKILL at any instant loses nothing that
 /// was spooled (it is in the page cache); with ``FsyncPolicy`` `.everyAppend` (the default) each append is
@@ -56,6 +57,7 @@ public final class Spool: @unchecked Sendable {
     public let streamName: String
     public let maximumBytes: Int64
     private let policy: FsyncPolicy
+    private let writerLock: WriterLock
     private var segments: [(first: UInt64, path: String, bytes: Int64)] = []
     private var writeFD: Int32 = -1
     /// The sequence the next appended record gets.
@@ -84,6 +86,17 @@ public final class Spool: @unchecked Sendable {
         segmentLimit = segmentBytes
         if mkdir(directory, 0o700) != 0 && errno != EEXIST {
             throw SourceError("cannot create the spool directory \(directory): \(String(cString: strerror(errno)))")
+        }
+        // Before reading anything: a second sender would cut the first's append in progress as a torn tail.
+        do {
+            writerLock = try WriterLock(path: directory + "/lock")
+        } catch {
+            switch error {
+            case .held(let holder):
+                throw SourceError("the spool \(directory) is in use by another sender\(WriterLock.describe(holder)); give each sender its own --spool")
+            case .cannotLock(let code):
+                throw SourceError("cannot lock the spool \(directory)/lock: \(String(cString: strerror(code)))")
+            }
         }
         streamName = try Self.loadOrCreateStreamName(directory)
         nextSequence = 1
@@ -357,8 +370,10 @@ public final class Spool: @unchecked Sendable {
         return removed
     }
 
+    /// Closes the segment being written and lets another sender use the spool.
     public func close() {
         lock.withLock { _ in closeLocked() }
+        writerLock.release()
     }
 
     private func closeLocked() {

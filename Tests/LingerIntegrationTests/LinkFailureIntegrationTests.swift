@@ -20,6 +20,14 @@ struct LinkFailureIntegrationTests {
         return server
     }
 
+    /// Sends `text` as client `id` to the server on 7500 and waits until every line was acknowledged.
+    private func ship(_ ns: TestNamespace, as id: String, _ text: String) throws {
+        let sender = try ns.linger(["send", "127.0.0.1:7500", "--client-id", id])
+        try sender.write(text)
+        sender.closeStdin()
+        #expect(sender.waitForExit(timeout: 30) == 0, "\(sender.stderrText)")
+    }
+
     private func numberedLines(_ range: ClosedRange<Int>, width: Int = 0) -> String {
         range.map { n in
             let line = "message \(n)"
@@ -171,10 +179,7 @@ struct LinkFailureIntegrationTests {
         defer { disk.remove() }
         let out = disk.path + "/out.log"
         var server = try serve(ns, sink: "file:\(out)")
-        let first = try ns.linger(["send", "127.0.0.1:7500", "--client-id", "before"])
-        try first.write(numberedLines(1...1000))
-        first.closeStdin()
-        #expect(first.waitForExit(timeout: 30) == 0, "\(first.stderrText)")
+        try ship(ns, as: "before", numberedLines(1...1000))
         server.signal(SIGTERM)
         #expect(server.waitForExit(timeout: 30) == 0)
         let statePath = out + ".linger-state"
@@ -251,6 +256,27 @@ struct LinkFailureIntegrationTests {
         #expect(server.waitForExit(timeout: 30) == 0)
         #expect(try String(contentsOfFile: out, encoding: .utf8) == "from the first\nfrom the second\n")
         #expect(try ns.count("CLOSE_WAIT") == 0)
+    }
+
+    /// Two servers on one output file overwrote each other's lines (10 sent, 5 in the file): the second is
+    /// refused and names the first; once the first is gone (even by SIGKILL) a new one takes over.
+    @Test func aSecondServerOnTheSameFileIsRefused() throws {
+        let ns = try TestNamespace()
+        defer { ns.tearDown() }
+        let out = directory.appendingPathComponent("shared.log").path
+        let first = try serve(ns, sink: "file:\(out)")
+        let second = try ns.linger(["serve", "--listen", "127.0.0.1:7501", "--sink", "file:\(out)"])
+        #expect(second.waitForExit(timeout: 20) == 1, "\(second.stderrText)")
+        #expect(second.stderrText == "linger: \(out) is being written by another linger serve (pid \(first.pid)); give each server its own file\n",
+                "\(second.stderrText)")
+        try ship(ns, as: "one", numberedLines(1...5))
+        first.signal(SIGKILL)
+        _ = first.waitForExit(timeout: 10)
+        let third = try serve(ns, sink: "file:\(out)")
+        try ship(ns, as: "two", numberedLines(6...10))
+        third.signal(SIGTERM)
+        #expect(third.waitForExit(timeout: 30) == 0)
+        #expect(try String(contentsOfFile: out, encoding: .utf8) == numberedLines(1...10))
     }
 
     /// SIGTERM while stdin is still open, after everything read was acknowledged: exit 0, and the note says

@@ -194,6 +194,14 @@ struct SourcesIntegrationTests {
         }
         while Date() < deadline && spooled() < expected { usleep(20_000) }
         #expect(spooled() == expected)
+        // A second sender on the same spool is refused and touches nothing (it would have cut the first's
+        // append in progress as a torn tail).
+        let intruder = try ns.linger(["send", "127.0.0.1:7600", "--client-id", "other", "--spool", spool])
+        intruder.closeStdin()
+        #expect(intruder.waitForExit(timeout: 20) == 1, "\(intruder.stderrText)")
+        #expect(intruder.stderrText.contains("the spool \(spool) is in use by another sender (pid \(first.pid))"), "\(intruder.stderrText)")
+        #expect(spooled() == expected)
+        // SIGKILL lets go of the spool: the kernel drops the lock with the process.
         first.signal(SIGKILL)
         _ = first.waitForExit(timeout: 10)
         let server = try serve(ns)

@@ -47,6 +47,24 @@ struct FileSinkTests {
         #expect(reopened.marks[.init(clientID: "c1")] == 4 && reopened.openingNotes.isEmpty)
     }
 
+    /// One writer per file: a second store on the same path (two servers on one output overwrote each other's
+    /// lines) is refused, naming the holder, until the first closes.
+    @Test func aSecondWriterOfTheSameFileIsRefusedUntilTheFirstCloses() throws {
+        let first = try storeWith(["one"])
+        #expect {
+            _ = try FileSinkStore(path: data, policy: .everyBatch)
+        } throws: { error in
+            let message = (error as? LinkSinkError)?.message ?? ""
+            return message == "\(data) is being written by another linger serve (pid \(getpid())); give each server its own file"
+                && (error as? LinkSinkError)?.isRetryable == false
+        }
+        #expect(contents(data) == "one\n", "the refused store touched nothing")
+        first.close()
+        let second = try FileSinkStore(path: data, policy: .everyBatch)
+        #expect(second.marks[.init(clientID: "c1")] == 1)
+        second.close()
+    }
+
     /// A group commit is one vector write from the batches' own buffers: more batches than one `pwritev`
     /// takes (IOV_MAX, 1024) still land whole and in order, and a write failing part-way through a group
     /// leaves nothing of it.

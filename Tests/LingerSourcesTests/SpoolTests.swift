@@ -41,6 +41,22 @@ struct SpoolTests {
     /// Found by the spool fuzz target (Fuzz/Regressions/spool-empty-last-record: a spool holding one empty
     /// line): a read whose block was a single empty record, 8 bytes of header, returned nothing, so an empty
     /// last line from stdin was never sent while `next` counted it.
+    /// One sender per spool: a second one would cut the first's append in progress as a torn tail.
+    @Test func aSecondSenderOnTheSameSpoolIsRefusedUntilTheFirstCloses() throws {
+        let spool = try Spool(directory: directory, segmentBytes: 200)
+        #expect(try spool.append(lines(1...3)) == 1)
+        #expect {
+            _ = try Spool(directory: directory, segmentBytes: 200)
+        } throws: { error in
+            "\(error)" == "the spool \(directory) is in use by another sender (pid \(getpid())); give each sender its own --spool"
+        }
+        #expect(try spool.append(lines(4...5)) == 4, "the first goes on")
+        spool.close()
+        let next = try Spool(directory: directory, segmentBytes: 200)
+        #expect(next.nextSequence == 6)
+        next.close()
+    }
+
     @Test func anEmptyLastLineIsRead() throws {
         let spool = try Spool(directory: directory)
         #expect(try spool.append([Array("a".utf8), []]) == 1)

@@ -20,6 +20,8 @@ final class FileSinkStore {
     let path: String
     let statePath: String
     let policy: FsyncPolicy
+    /// `PATH.linger-lock`: one server writes a file at a time.
+    private let writerLock: WriterLock
     private var dataFD: Int32 = -1
     private var stateFD: Int32 = -1
     private var identity: FileSinkStateLog.Identity
@@ -51,9 +53,29 @@ final class FileSinkStore {
         self.statePath = path + ".linger-state"
         self.policy = policy
         self.rotation = rotation
-        let existing = try Self.readStateLog(statePath)
         dataFD = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard dataFD >= 0 else { throw Self.failure("cannot open \(path)", errno, fatal: true) }
+        // Before reading anything: what another writer is doing to the files makes them a moving target.
+        do {
+            writerLock = try WriterLock(path: path + ".linger-lock")
+        } catch {
+            systemClose(dataFD)
+            switch error {
+            case .held(let holder):
+                throw LinkSinkError(
+                    "\(path) is being written by another linger serve\(WriterLock.describe(holder)); give each server its own file",
+                    isRetryable: false)
+            case .cannotLock(let code):
+                throw Self.failure("cannot lock \(path).linger-lock", code, fatal: true)
+            }
+        }
+        let existing: FileSinkStateLog?
+        do {
+            existing = try Self.readStateLog(statePath)
+        } catch {
+            systemClose(dataFD)
+            throw error
+        }
         var info = stat()
         fstat(dataFD, &info)
         identity = FileSinkStateLog.Identity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
@@ -351,6 +373,7 @@ final class FileSinkStore {
             systemClose(stateFD)
             stateFD = -1
         }
+        writerLock.release()
     }
 
     deinit { close() }
