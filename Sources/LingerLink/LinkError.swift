@@ -18,6 +18,9 @@ public struct LinkError: Error, Sendable, CustomStringConvertible {
         /// TLS failed in a way a retry cannot fix: an untrusted or expired certificate, a name that does not
         /// match, a peer that does not speak TLS.
         case tls
+        /// What answered at the address does not speak the link (its first bytes are no link frame): another
+        /// service on that port. Reconnecting cannot help.
+        case notALinkServer
         /// No session could be established within the configured time (``LinkClientConfiguration/giveUpAfter``).
         case unreachable
     }

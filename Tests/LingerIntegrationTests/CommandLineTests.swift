@@ -30,6 +30,26 @@ struct CommandLineTests {
         #expect(try ns.passiveOpens() == 0)
     }
 
+    /// A sender pointed at another service's port (here linger's own HTTP exporter) used to retry "the
+    /// connection closed before the session began" until --give-up-after; it now stops at the first answer,
+    /// exit 2, and quotes it.
+    @Test(.enabled(if: canUseNamespaces)) func aSenderPointedAtAnHTTPServerSaysSoOnce() throws {
+        let ns = try TestNamespace()
+        defer { ns.tearDown() }
+        let exporter = try ns.linger(["export", "--listen", "127.0.0.1:9400"])
+        try exporter.waitForStderr("9400")
+        let sender = try ns.linger(["send", "127.0.0.1:9400", "--client-id", "lost", "--backoff-initial", "50ms"])
+        try sender.write("a line\n")
+        sender.closeStdin()
+        #expect(sender.waitForExit(timeout: 20) == 2, "\(sender.stderrText)")
+        #expect(sender.stderrText == "linger: 127.0.0.1:9400 does not speak the linger link (it answered \"HTTP…\", which is no link frame); check the address and port\n",
+                "\(sender.stderrText)")
+        #expect(try ns.passiveOpens() == 1, "no retry")
+        #expect(settles { (try? ns.count("CLOSE_WAIT")) == 0 })
+        exporter.signal(SIGTERM)
+        _ = exporter.waitForExit(timeout: 20)
+    }
+
     /// Files that cannot be shipped are refused before connecting: with the server down, the sender used to
     /// retry the connection forever and never name the missing file.
     @Test(.enabled(if: canUseNamespaces)) func unreadableFilesAreRefusedBeforeConnecting() throws {

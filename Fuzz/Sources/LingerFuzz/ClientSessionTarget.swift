@@ -26,7 +26,7 @@ enum ClientSessionTarget {
                 if !established { violated("an ACK taken before WELCOME (\(event))") }
             case .pong, .ping:
                 if closing { violated("\(action) while closing (\(event))") }
-            case .closeGracefully, .refused, .dismissed:
+            case .closeGracefully, .refused, .dismissed, .notALinkServer:
                 closing = true
             case .close, .replace:
                 closed = true

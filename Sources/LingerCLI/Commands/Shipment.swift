@@ -96,7 +96,7 @@ struct Shipment {
     /// Refusals that a retry cannot fix (exit 2), apart from failures (exit 1).
     private func outcome(of error: LinkError) -> Outcome {
         switch error.kind {
-        case .rejected, .tls: return .refused(error.message)
+        case .rejected, .tls, .notALinkServer: return .refused(error.message)
         case .replaced: return .refused(error.message + "; stopping")
         default: return .failed(error.message)
         }

@@ -11,6 +11,8 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     typealias OutboundOut = ByteBuffer
 
     private let client: LinkClient
+    /// Where this connection goes, for the messages that name it.
+    private let endpoint: LinkClientConfiguration.Endpoint
     private var session: ClientSession
     private var closeDeadline: Scheduled<Void>?
     private var pingToken: UInt64 = 0
@@ -20,8 +22,9 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     /// What TLS verification saw, to name the reason when the handshake fails; nil without TLS.
     private let verdict: CertificateVerdict?
 
-    init(client: LinkClient, verdict: CertificateVerdict? = nil) {
+    init(client: LinkClient, endpoint: LinkClientConfiguration.Endpoint, verdict: CertificateVerdict? = nil) {
         self.client = client
+        self.endpoint = endpoint
         self.verdict = verdict
         let configuration = client.configuration
         session = ClientSession(pingInterval: configuration.pingInterval, idleTimeout: configuration.idleTimeout)
@@ -117,6 +120,9 @@ final class ClientConnectionHandler: ChannelInboundHandler {
             closeGracefully(last: nil, context: context)
         case .dismissed(let code, let text):
             client.serverDismissed(code: code, text: text)
+            closeGracefully(last: nil, context: context)
+        case .notALinkServer(let what):
+            client.notALinkServer("\(endpoint) does not speak the linger link (\(what)); check the address and port")
             closeGracefully(last: nil, context: context)
         case .close:
             context.close(promise: nil)

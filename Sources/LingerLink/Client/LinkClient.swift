@@ -359,7 +359,7 @@ public final class LinkClient: Service, Sendable {
                     }
                     try operations.addHandler(IdleStateHandler(readTimeout: pingInterval))
                     try operations.addHandler(ByteToMessageHandler(LinkFrameDecoder(maximumFrameLength: maximumFrameLength)))
-                    try operations.addHandler(ClientConnectionHandler(client: self, verdict: verdict))
+                    try operations.addHandler(ClientConnectionHandler(client: self, endpoint: endpoint, verdict: verdict))
                 }
             }
             .connect(host: endpoint.host, port: endpoint.port).get()
@@ -463,6 +463,12 @@ public final class LinkClient: Service, Sendable {
     /// A TLS failure no retry can fix (an untrusted or expired certificate, a wrong name): the link ends.
     func tlsFailed(_ reason: String) {
         fail(with: LinkError(.tls, reason))
+    }
+
+    /// Something other than a linger server answered: the link ends (no retry makes it one).
+    func notALinkServer(_ reason: String) {
+        logger.warning("not a linger server", metadata: ["reason": "\(reason)"])
+        fail(with: LinkError(.notALinkServer, reason))
     }
 
     private func fail(with error: LinkError) {

@@ -3,7 +3,8 @@
 ///
 /// ```
 /// helloSent ─WELCOME→ streaming ─GOAWAY / close()→ closing (our FIN first; close at the deadline)
-///     └─ERROR→ closing, with the refusal reported (final unless the code is retryable)
+///     ├─ERROR→ closing, with the refusal reported (final unless the code is retryable)
+///     └─bytes that are no frame→ closing: not a linger server (final)
 /// ```
 /// Liveness is judged on what is *received*: every quiet `pingInterval` sends a PING, and once nothing has
 /// arrived for `idleTimeout` the connection is presumed half-open and closed, to be replaced.
@@ -28,6 +29,9 @@ struct ClientSession {
         case refused(LinkCloseCode, String)
         /// The server asked us to leave for a reason that passes (shutdown, idle): close, then reconnect.
         case dismissed(LinkCloseCode, String)
+        /// What answered before WELCOME is not the link protocol (an HTTP or SSH server on that port): report
+        /// it as final, then close gracefully without an ERROR frame, which it would not understand.
+        case notALinkServer(String)
         /// Close now: the server finished (EOF).
         case close
         /// Close now: nothing arrived for the idle timeout; the connection is presumed half-open.
@@ -112,8 +116,22 @@ struct ClientSession {
 
     mutating func protocolError(_ error: LinkProtocolError) -> Action {
         guard state != .closing && state != .closed else { return .none }
+        let beforeWelcome = state == .helloSent
         state = .closing
+        if beforeWelcome { return .notALinkServer(Self.whatAnswered(error)) }
         return .closeGracefully(last: .error(code: .protocolError, text: error.description))
+    }
+
+    /// What the peer sent, in the words a user recognises: an HTTP or SSH server's first four bytes
+    /// ("HTTP", "SSH-") fill the length field the decoder refused, so they are shown as text.
+    static func whatAnswered(_ error: LinkProtocolError) -> String {
+        if case .frameTooLarge(let length, _) = error.reason {
+            let bytes = withUnsafeBytes(of: length.bigEndian) { Array($0) }
+            if bytes.allSatisfy({ (0x20..<0x7f).contains($0) }) {
+                return "it answered \"\(String(decoding: bytes, as: UTF8.self))…\", which is no link frame"
+            }
+        }
+        return "its first bytes are no link frame: \(error)"
     }
 
     mutating func closed() { state = .closed }
