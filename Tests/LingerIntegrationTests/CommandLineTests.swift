@@ -30,10 +30,10 @@ struct CommandLineTests {
         #expect(try ns.passiveOpens() == 0)
     }
 
-    /// A sender pointed at another service's port (here linger's own HTTP exporter) used to retry "the
-    /// connection closed before the session began" until --give-up-after; it now stops at the first answer,
-    /// exit 2, and quotes it.
-    @Test(.enabled(if: canUseNamespaces)) func aSenderPointedAtAnHTTPServerSaysSoOnce() throws {
+    /// A sender pointed at another service's port used to retry "the connection closed before the session
+    /// began": at an HTTP server (linger's own exporter) it now stops at the first answer, exit 2, quoting
+    /// it; at a server that answers nothing its warnings say so.
+    @Test(.enabled(if: canUseNamespaces)) func aSenderPointedAtAnotherServiceSaysSo() throws {
         let ns = try TestNamespace()
         defer { ns.tearDown() }
         let exporter = try ns.linger(["export", "--listen", "127.0.0.1:9400"])
@@ -48,6 +48,15 @@ struct CommandLineTests {
         #expect(settles { (try? ns.count("CLOSE_WAIT")) == 0 })
         exporter.signal(SIGTERM)
         _ = exporter.waitForExit(timeout: 20)
+
+        let silent = try ns.start(["server", "--port", "9401", "--on-eof", "close"])
+        defer { silent.stop() }
+        let waiting = try ns.linger(["send", "127.0.0.1:9401", "--client-id", "lost", "--idle-timeout", "1s", "--give-up-after", "2s"])
+        try waiting.write("a line\n")
+        #expect(waiting.waitForExit(timeout: 20) == 1, "\(waiting.stderrText)")
+        let silence = "127.0.0.1:9401 accepted the connection but sent nothing for 1s; is it a linger server?"
+        #expect(waiting.stderrText.contains("linger: warning: \(silence); attempt 1,"), "\(waiting.stderrText)")
+        #expect(waiting.stderrText.contains("(--give-up-after): \(silence)"), "\(waiting.stderrText)")
     }
 
     /// Files that cannot be shipped are refused before connecting: with the server down, the sender used to

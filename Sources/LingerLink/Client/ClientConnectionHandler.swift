@@ -128,7 +128,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
             context.close(promise: nil)
         case .replace:
             client.metrics.idleTimeouts.increment()
-            client.log("nothing received from the server for \(client.configuration.idleTimeout); replacing the connection")
+            client.replacedForSilence()
             context.close(promise: nil)
         }
     }

@@ -70,9 +70,10 @@ public final class LinkClient: Service, Sendable {
         var sessions = 0
         /// The last failed attempt while no session is up (for --progress).
         var trouble: ConnectionTrouble?
-        /// Why the server turned the last connection away for now (at its connection limit, shutting down):
-        /// the reason a retry warning gives, instead of "closed before the session began".
-        var turnedAway: String?
+        /// How the last connection ended before its session began, after the endpoint's name ("turned the
+        /// connection away: …", "accepted the connection but sent nothing …"): the reason a retry warning
+        /// gives, instead of "closed before the session began".
+        var endedEarly: String?
         var sentCount: UInt64 = 0
         var acknowledgedCount: UInt64 = 0
 
@@ -285,7 +286,7 @@ public final class LinkClient: Service, Sendable {
             attempt += 1
             let sessionsBefore = state.withLockedValue { $0.sessions }
             var reason: String?
-            state.withLockedValue { $0.turnedAway = nil }
+            state.withLockedValue { $0.endedEarly = nil }
             do {
                 let channel = try await connect(to: endpoint, tls: try tlsContexts?.current())
                 metrics.connections.increment()
@@ -308,7 +309,7 @@ public final class LinkClient: Service, Sendable {
                 downSince = .now
             } else {
                 failures += 1
-                if reason == nil, let text = state.withLockedValue({ $0.turnedAway }) { reason = "\(endpoint) turned the connection away: \(text)" }
+                if reason == nil, let how = state.withLockedValue({ $0.endedEarly }) { reason = "\(endpoint) \(how)" }
             }
             state.withLockedValue { $0.reconnects += 1 }
             metrics.reconnects.increment()
@@ -446,14 +447,14 @@ public final class LinkClient: Service, Sendable {
     /// A GOAWAY the client comes back from (the server shuts down, or found it idle).
     func serverDismissed(code: LinkCloseCode, text: String) {
         log("the server asked this client to leave (\(code)): \(text)")
-        state.withLockedValue { $0.turnedAway = text }
+        state.withLockedValue { $0.endedEarly = "turned the connection away: \(text)" }
     }
 
     /// An ERROR or a final GOAWAY from the server. Retryable codes only log; the rest end the link.
     func serverRefused(code: LinkCloseCode, text: String) {
         logger.warning("server refused the client", metadata: ["code": "\(code)", "text": "\(text)"])
         guard !code.isRetryable else {
-            state.withLockedValue { $0.turnedAway = text }
+            state.withLockedValue { $0.endedEarly = "turned the connection away: \(text)" }
             return
         }
         let kind: LinkError.Kind = code == .replaced ? .replaced : .rejected(code)
@@ -463,6 +464,15 @@ public final class LinkClient: Service, Sendable {
     /// A TLS failure no retry can fix (an untrusted or expired certificate, a wrong name): the link ends.
     func tlsFailed(_ reason: String) {
         fail(with: LinkError(.tls, reason))
+    }
+
+    /// Nothing at all came back for the idle timeout (no WELCOME, no PONG): the connection is replaced. Before
+    /// a session, that is what a service that is no linger server and waits for more input looks like.
+    func replacedForSilence() {
+        log("nothing received from the server for \(configuration.idleTimeout); replacing the connection")
+        state.withLockedValue {
+            $0.endedEarly = "accepted the connection but sent nothing for \(configuration.idleTimeout.formattedSeconds); is it a linger server?"
+        }
     }
 
     /// Something other than a linger server answered: the link ends (no retry makes it one).
