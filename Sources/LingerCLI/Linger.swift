@@ -34,6 +34,7 @@ struct Linger: ParsableCommand {
     /// casts scan all of the static binary's protocol conformances (a fifth of a start, measured).
     static func main() {
         _ = StandardDescriptors.closedAtStart  // before any descriptor is opened
+        FileLimit.raiseToHard()
         let command: any ParsableCommand
         do {
             command = try parseAsRoot()

@@ -59,6 +59,20 @@ struct CommandLineTests {
         #expect(waiting.stderrText.contains("(--give-up-after): \(silence)"), "\(waiting.stderrText)")
     }
 
+    /// Started under a soft open-file limit of 64, linger raises it to the hard limit: a server at its
+    /// default --max-connections (1024) under the usual soft 1024 would hit EMFILE with most of it unused.
+    @Test func theSoftFileLimitIsRaisedToTheHardOne() throws {
+        let binary = productsDirectory.appendingPathComponent("linger").path
+        let script = "ulimit -Sn 64 && \"$0\" serve --listen 127.0.0.1:0 --sink discard 2>/dev/null & pid=$!; "
+            // linger itself (not the shell before its exec) with an epoll: main raised the limit before that.
+            + "for i in $(seq 100); do readlink /proc/$pid/exe | grep -q linger && ls -l /proc/$pid/fd | grep -q eventpoll && break; sleep 0.05; done; "
+            + "grep 'Max open files' /proc/$pid/limits; kill $pid; wait $pid"
+        let result = try run("/bin/sh", ["-c", script, binary], timeout: 20)
+        let fields = result.stdout.split(whereSeparator: \.isWhitespace)
+        // "Max open files  SOFT  HARD  files"
+        #expect(fields.count >= 6 && fields[3] == fields[4] && fields[3] != "64", "\(result.stdout) \(result.stderr)")
+    }
+
     /// Files that cannot be shipped are refused before connecting: with the server down, the sender used to
     /// retry the connection forever and never name the missing file.
     @Test(.enabled(if: canUseNamespaces)) func unreadableFilesAreRefusedBeforeConnecting() throws {

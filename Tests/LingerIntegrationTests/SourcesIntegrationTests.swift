@@ -176,6 +176,24 @@ struct SourcesIntegrationTests {
         #expect(try ns.passiveOpens() <= 2, "no reconnect storm")
     }
 
+    /// A glob of more files than the sender may open at once (600 under a limit of 256): all of them were
+    /// opened together, and EMFILE ended the sender with a few shipped. They are now read a few dozen at a time.
+    @Test func aGlobOfMoreFilesThanTheDescriptorLimitShipsThemAll() throws {
+        let ns = try TestNamespace()
+        defer { ns.tearDown() }
+        let logs = directory.appendingPathComponent("many").path
+        try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: false)
+        for i in 1...600 { try "file \(i)\n".write(toFile: "\(logs)/\(i).log", atomically: false, encoding: .utf8) }
+        let server = try serve(ns)
+        let binary = productsDirectory.appendingPathComponent("linger").path
+        let sender = try ns.exec(["/bin/sh", "-c", "ulimit -n 256 && exec \"$0\" send 127.0.0.1:7600 --file '\(logs)/*.log' --client-id many", binary])
+        #expect(sender.status == 0, "\(sender.stderr)")
+        server.signal(SIGTERM)
+        #expect(server.waitForExit(timeout: 30) == 0)
+        let shipped = ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").split(separator: "\n")
+        #expect(Set(shipped) == Set((1...600).map { "file \($0)" }) && shipped.count == 600)
+    }
+
     @Test func aSpoolKeepsPipedLinesThroughAKillWhileTheServerIsDown() throws {
         let ns = try TestNamespace()
         defer { ns.tearDown() }

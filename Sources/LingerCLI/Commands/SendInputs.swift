@@ -13,6 +13,11 @@ struct FileInputs: ShippedInput {
     let options: FileInputOptions
     let registry = StreamRegistry()
 
+    /// Files read at once without `--follow`: each holds a descriptor and a read buffer until it ends, so a
+    /// glob of thousands is read a few dozen at a time (all at once, 1,500 files hit EMFILE at the usual
+    /// limit of 1024 and 2 of them were shipped). Followed files all stay open: each waits for its growth.
+    static let filesAtOnce = 32
+
     private enum Step: Sendable {
         case shipped(SourceTotals)
         /// Time to expand the globs again (following only).
@@ -26,12 +31,20 @@ struct FileInputs: ShippedInput {
         try await io.run { try Self.check(patterns, follow: follow) }
         _ = try await client.start()  // the streams the server knows decide what each file resumes
         var started = Set<String>()
+        var waiting: [String] = []
+        var reading = 0
         var totals = SourceTotals()
         try await withThrowingTaskGroup(of: Step.self) { group in
-            func startNew(first: Bool) throws {
-                for path in try Self.expand(patterns, mustMatch: first && !options.follow) where started.insert(path).inserted {
+            func startWaiting() {
+                while !waiting.isEmpty && (options.follow || reading < Self.filesAtOnce) {
+                    let path = waiting.removeFirst()
+                    reading += 1
                     group.addTask { .shipped(try await shipPath(path, report: report)) }
                 }
+            }
+            func startNew(first: Bool) throws {
+                waiting += try Self.expand(patterns, mustMatch: first && !options.follow).filter { started.insert($0).inserted }
+                startWaiting()
                 // New files matching a glob (a new log in the directory) are picked up every 5 s.
                 if options.follow {
                     group.addTask {
@@ -46,6 +59,8 @@ struct FileInputs: ShippedInput {
                 case .shipped(let part):
                     totals.sent += part.sent
                     totals.skipped += part.skipped
+                    reading -= 1
+                    startWaiting()
                 case .rescan:
                     try startNew(first: false)
                 }

@@ -30,3 +30,16 @@ enum StandardDescriptors {
         return true
     }
 }
+
+/// The open-file limit. Most systems start processes with a soft limit of 1024 under a much higher hard
+/// one; a server at its default `--max-connections` (1024), or a sender following a glob of many files,
+/// would hit EMFILE with most of what it may hold unused. Go's runtime raises the soft limit the same way at
+/// start (since 1.19). Children (`lab` peers) set their own limits where a scenario needs one.
+enum FileLimit {
+    static func raiseToHard() {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        limit.rlim_cur = limit.rlim_max
+        _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    }
+}
