@@ -345,6 +345,15 @@ public final class Spool: @unchecked Sendable {
     /// Removes every segment whose records are all acknowledged (sequence ≤ `acknowledged`).
     /// The files are unlinked outside the lock: removing a 64 MiB segment takes 20 to 50 ms here, which
     /// appends and reads need not wait for.
+    /// The sequence whose acknowledgement frees the oldest segment (its last record); nil when empty.
+    public var oldestSegmentEnd: UInt64? { lock.withLock { _ in oldestSegmentEndLocked() } }
+
+    private func oldestSegmentEndLocked() -> UInt64? {
+        guard let segment = segments.first else { return nil }
+        let last = segments.count > 1 ? segments[1].first - 1 : nextSequence - 1
+        return last >= segment.first ? last : nil
+    }
+
     public func release(through acknowledged: UInt64) {
         let removed = lock.withLock { _ in releaseLocked(through: acknowledged) }
         guard !removed.isEmpty else { return }
@@ -356,8 +365,7 @@ public final class Spool: @unchecked Sendable {
     private func releaseLocked(through acknowledged: UInt64) -> [String] {
         var removed: [String] = []
         while let segment = segments.first {
-            let last = segments.count > 1 ? segments[1].first - 1 : nextSequence - 1
-            guard last >= segment.first, last <= acknowledged else { break }
+            guard let last = oldestSegmentEndLocked(), last <= acknowledged else { break }
             if segments.count == 1, writeFD >= 0 {
                 closeFD(writeFD)  // the next append starts a new segment
                 writeFD = -1

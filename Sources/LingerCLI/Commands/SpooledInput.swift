@@ -20,12 +20,20 @@ struct SpooledStandardInput: ShippedInput {
         defer { spool.close() }
         let inputEnded = CompletionFlag()
         let fresh = FreshBatches()
+        // The spool's stream, opened once the server is reached; the sender needs it to send, and reading
+        // needs it only when the spool is full (to wait for the acknowledgements that make room).
+        let client = self.client, name = spool.streamName
+        let opening = Task { try await client.openStream(name) }
+        defer { opening.cancel() }
+        let stream: @Sendable () async throws -> (stream: LinkStream, mark: LinkStreamMark) = {
+            try await withTaskCancellationHandler { try await opening.value } onCancel: { opening.cancel() }
+        }
         return try await withThrowingTaskGroup(of: UInt64.self) { group in
             group.addTask {
                 defer { inputEnded.set(); fresh.wake() }
-                return try await spoolStandardInput(into: spool, fresh: fresh, report: report)
+                return try await spoolStandardInput(into: spool, stream: stream, fresh: fresh, report: report)
             }
-            group.addTask { try await sendSpooled(spool, fresh: fresh, inputEnded: inputEnded) }
+            group.addTask { try await sendSpooled(spool, stream: stream, fresh: fresh, inputEnded: inputEnded) }
             var totals = SourceTotals()
             _ = try await group.next()
             totals.sent = try await group.next() ?? 0
@@ -36,7 +44,10 @@ struct SpooledStandardInput: ShippedInput {
     /// Stdin → spool, chunk by chunk; waits (stops reading) while the spool is full. Reading and framing the
     /// next chunk overlaps the append (write and fsync) of the one before: one after the other, they took
     /// about 36 ms per 4 MiB, a third of it waiting on the disk.
-    private func spoolStandardInput(into spool: Spool, fresh: FreshBatches, report: @escaping @Sendable (SourceEvent) -> Void) async throws -> UInt64 {
+    private func spoolStandardInput(
+        into spool: Spool, stream: @Sendable () async throws -> (stream: LinkStream, mark: LinkStreamMark), fresh: FreshBatches,
+        report: @escaping @Sendable (SourceEvent) -> Void
+    ) async throws -> UInt64 {
         var framer = LineFramer(maximumLineBytes: maximumLineBytes)
         let reader = DescriptorReader(fd: 0)
         var spooled: UInt64 = 0
@@ -70,8 +81,11 @@ struct SpooledStandardInput: ShippedInput {
                             StandardOutput.note("the spool \(spool.directory) is full (\(spool.bytes) of \(spool.maximumBytes) bytes); reading waits for the server to acknowledge")
                             warned = true
                         }
-                        fresh.wake()  // the sender releases acknowledged segments when it wakes: that makes room
-                        try await Task.sleep(for: .milliseconds(100))
+                        // Room comes only from acknowledgements: wait for the one that frees the oldest segment.
+                        let (stream, _) = try await stream()
+                        guard let end = spool.oldestSegmentEnd else { break }
+                        try await client.waitForAcknowledgement(through: end, on: stream)
+                        try await io.run { spool.release(through: client.acknowledgedSequence(on: stream)) }
                     }
                     let lines = batch.count
                     // Moved, not shared, on its way to the sender: its outbox then stamps it in place.
@@ -98,8 +112,11 @@ struct SpooledStandardInput: ShippedInput {
 
     /// Spool → link: everything after the server's mark, as it appears; done when stdin ended and all of it
     /// is sent. Acknowledged segments are deleted as it goes.
-    private func sendSpooled(_ spool: Spool, fresh: FreshBatches, inputEnded: CompletionFlag) async throws -> UInt64 {
-        let (stream, mark) = try await client.openStream(spool.streamName)
+    private func sendSpooled(
+        _ spool: Spool, stream opened: @Sendable () async throws -> (stream: LinkStream, mark: LinkStreamMark), fresh: FreshBatches,
+        inputEnded: CompletionFlag
+    ) async throws -> UInt64 {
+        let (stream, mark) = try await opened()
         var sentThrough = mark.sequence
         var sent: UInt64 = 0
         var wakeUps = fresh.wakeUps.makeAsyncIterator()

@@ -215,6 +215,13 @@ public final class LinkClient: Service, Sendable {
         try await wait(for: .acknowledged(last))
     }
 
+    /// Waits until the server acknowledged `stream` through `sequence` (at once if it has): for a caller
+    /// that frees what it keeps for resending, such as a spool waiting for room, without polling.
+    /// - Throws: `CancellationError` when the task is cancelled; the link's ``LinkError`` if it fails.
+    public func waitForAcknowledgement(through sequence: UInt64, on stream: LinkStream) async throws {
+        try await wait(for: .acknowledged([stream.number: sequence]))
+    }
+
     /// The highest sequence the server acknowledged on `stream` (0 before any).
     public func acknowledgedSequence(on stream: LinkStream) -> UInt64 {
         state.withLockedValue { $0.outboxes[stream.number]?.acknowledged ?? 0 }
