@@ -98,8 +98,9 @@ struct FileInputs: ShippedInput {
     /// Throws the first input that cannot be shipped: a glob matching nothing or a path that does not exist
     /// (unless followed: it may appear later), a directory, a file this user may not read.
     private static func check(_ patterns: [String], follow: Bool) throws {
-        for path in try expand(patterns, mustMatch: !follow) where try !InputFile.checkReadable(path) && !follow {
-            throw SourceError("\(path) does not exist")
+        for path in try expand(patterns, mustMatch: !follow) {
+            let exists = try InputFile.checkReadable(path)
+            if !exists && !follow { throw SourceError("\(path) does not exist") }
         }
     }
 
