@@ -133,6 +133,8 @@ struct Send: AsyncParsableCommand {
         if spool != nil && !files.isEmpty { throw ValidationError("--spool is for stdin; files can be read again and need none") }
         if backoffMax.milliseconds < backoffInitial.milliseconds { throw ValidationError("--backoff-max must be at least --backoff-initial") }
         if let giveUpAfter, giveUpAfter.milliseconds < 1 { throw ValidationError("--give-up-after must be more than 0") }
+        // 0 would replace every connection before its WELCOME: a reconnect storm that never sends a line.
+        if idleTimeout.milliseconds < 1 { throw ValidationError("--idle-timeout must be more than 0") }
         if outboxMessages < 1 { throw ValidationError("--outbox-messages must be at least 1") }
         if maxLineBytes < 1 || maxLineBytes > 16 << 20 { throw ValidationError("--max-line-bytes must be 1 to 16777216 (16 MiB, the link's limit), got \(maxLineBytes)") }
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
