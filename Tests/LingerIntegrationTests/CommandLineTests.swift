@@ -172,6 +172,7 @@ struct CommandLineTests {
             (["serve", "--max-connections", "-3", "--sink", "discard"], ["--max-connections", "at least 1"]),
             (["send", "--max-line-bytes", "-5", "127.0.0.1:1"], ["--max-line-bytes", "-5"]),
             (["send", "--idle-timeout", "0s", "127.0.0.1:1"], ["--idle-timeout must be more than 0"]),
+            (["send", "--backoff-initial", "0ms", "127.0.0.1:1"], ["--backoff-initial must be at least 1ms"]),
             (["watch", "--interval", "-1"], ["--interval"]),
             (["capacity", "--rate", "5", "--time-wait", "-1"], ["--time-wait"]),
             (["send", "--spool", "/tmp/x", "--spool-sync", "always", "127.0.0.1:1"], ["--spool-sync", "always", "append", "none"]),

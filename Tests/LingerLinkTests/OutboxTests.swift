@@ -82,5 +82,14 @@ struct OutboxTests {
         #expect(quick.count >= 10 && total <= .milliseconds(525), "for about half a second (\(quick.count) tries over \(total))")
         #expect(after >= .milliseconds(100), "and then the backoff again (\(after))")
     }
+
+    /// From an initial delay of 0 the delays never grew (0 × 3 = 0): a reconnect storm.
+    @Test func aZeroInitialDelayStillGrows() {
+        var backoff = ReconnectBackoff(initial: .zero, maximum: .seconds(1))
+        var generator = SplitMix64(seed: 2)
+        let delays = (0..<40).map { _ in backoff.next(using: &generator) }
+        #expect(delays.allSatisfy { $0 >= .milliseconds(1) }, "\(delays)")
+        #expect(delays.contains { $0 >= .milliseconds(100) }, "grows toward the cap (jittered: it may fall back): \(delays)")
+    }
 }
 

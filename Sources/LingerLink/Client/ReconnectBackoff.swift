@@ -13,10 +13,12 @@ public struct ReconnectBackoff: Sendable {
     /// took longer than them to start was found 100 to 900 ms late (a restart's p99 was 772 ms).
     private var quickBudget: Duration = .zero
 
+    /// - Parameter initial: at least 1 ms is used: from 0 the delays never grew, and a sender retried a
+    ///   refused connection 1,300 times a second.
     public init(initial: Duration = .milliseconds(100), maximum: Duration = .seconds(10)) {
-        self.initial = initial
-        self.maximum = max(initial, maximum)
-        self.previous = initial
+        self.initial = max(initial, .milliseconds(1))
+        self.maximum = max(self.initial, maximum)
+        self.previous = self.initial
     }
 
     /// The next delay, in `initial ... maximum`.
