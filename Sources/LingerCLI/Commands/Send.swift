@@ -152,9 +152,7 @@ struct Send: AsyncParsableCommand {
             StandardOutput.note("standard input is closed; pipe lines in, or give --file")
             throw ExitCode(64)
         }
-        var logger = makeLogger(label: "linger.send", verbose: verbose)
-        // The client's one warning (a refusal) is what `send` reports itself, in one line, with its exit status.
-        if !verbose { logger.logLevel = .error }
+        let logger = makeLogger(label: "linger.send", verbose: verbose)
         let id: String
         let token: String
         do {

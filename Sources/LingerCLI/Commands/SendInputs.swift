@@ -27,8 +27,10 @@ struct FileInputs: ShippedInput {
     func ship(report: @escaping @Sendable (SourceEvent) -> Void) async throws -> SourceTotals {
         // Input that cannot be read is refused before connecting: a missing file must not hide behind
         // "cannot connect" warnings while the server is down, and no retry makes it appear.
+        // Globs are expanded on the sources' threads (glob(3) reads directories), once for the check and the
+        // first start together.
         let patterns = self.patterns, follow = options.follow
-        try await io.run { try Self.check(patterns, follow: follow) }
+        let firstPaths = try await io.run { try Self.checked(patterns, follow: follow) }
         _ = try await client.start()  // the streams the server knows decide what each file resumes
         var started = Set<String>()
         var waiting: [String] = []
@@ -42,8 +44,8 @@ struct FileInputs: ShippedInput {
                     group.addTask { .shipped(try await shipPath(path, report: report)) }
                 }
             }
-            func startNew(first: Bool) throws {
-                waiting += try Self.expand(patterns, mustMatch: first && !options.follow).filter { started.insert($0).inserted }
+            func startNew(_ paths: [String]) {
+                waiting += paths.filter { started.insert($0).inserted }
                 startWaiting()
                 // New files matching a glob (a new log in the directory) are picked up every 5 s.
                 if options.follow {
@@ -53,7 +55,7 @@ struct FileInputs: ShippedInput {
                     }
                 }
             }
-            try startNew(first: true)
+            startNew(firstPaths)
             while let step = try await group.next() {
                 switch step {
                 case .shipped(let part):
@@ -62,7 +64,7 @@ struct FileInputs: ShippedInput {
                     reading -= 1
                     startWaiting()
                 case .rescan:
-                    try startNew(first: false)
+                    startNew(try await io.run { try Self.expand(patterns, mustMatch: false) })
                 }
             }
         }
@@ -95,13 +97,16 @@ struct FileInputs: ShippedInput {
         return totals
     }
 
-    /// Throws the first input that cannot be shipped: a glob matching nothing or a path that does not exist
-    /// (unless followed: it may appear later), a directory, a file this user may not read.
-    private static func check(_ patterns: [String], follow: Bool) throws {
-        for path in try expand(patterns, mustMatch: !follow) {
+    /// The paths the patterns name now, after throwing for the first that cannot be shipped: a glob matching
+    /// nothing or a path that does not exist (unless followed: it may appear later), a directory, a file this
+    /// user may not read.
+    private static func checked(_ patterns: [String], follow: Bool) throws -> [String] {
+        let paths = try expand(patterns, mustMatch: !follow)
+        for path in paths {
             let exists = try InputFile.checkReadable(path)
             if !exists && !follow { throw SourceError("\(path) does not exist") }
         }
+        return paths
     }
 
     /// Paths matching the patterns, in order; a pattern without wildcards names a path even if it does not

@@ -454,14 +454,16 @@ public final class LinkClient: Service, Sendable {
     /// A GOAWAY the client comes back from (the server shuts down, or found it idle).
     func serverDismissed(code: LinkCloseCode, text: String) {
         log("the server asked this client to leave (\(code)): \(text)")
-        state.withLockedValue { $0.endedEarly = "turned the connection away: \(text)" }
+        turnedAway(text)
     }
 
     /// An ERROR or a final GOAWAY from the server. Retryable codes only log; the rest end the link.
+    /// Logged at notice: the owner hears of it where it acts on it (a final one is the error the client
+    /// fails with, a passing one the reason of the next ``ConnectionTrouble``), not twice.
     func serverRefused(code: LinkCloseCode, text: String) {
-        logger.warning("server refused the client", metadata: ["code": "\(code)", "text": "\(text)"])
+        logger.notice("server refused the client", metadata: ["code": "\(code)", "text": "\(text)"])
         guard !code.isRetryable else {
-            state.withLockedValue { $0.endedEarly = "turned the connection away: \(text)" }
+            turnedAway(text)
             return
         }
         let kind: LinkError.Kind = code == .replaced ? .replaced : .rejected(code)
@@ -471,6 +473,11 @@ public final class LinkClient: Service, Sendable {
     /// A TLS failure no retry can fix (an untrusted or expired certificate, a wrong name): the link ends.
     func tlsFailed(_ reason: String) {
         fail(with: LinkError(.tls, reason))
+    }
+
+    /// The reason a retry warning gives if this connection ends before its session began.
+    private func turnedAway(_ text: String) {
+        state.withLockedValue { $0.endedEarly = "turned the connection away: \(text)" }
     }
 
     /// Nothing at all came back for the idle timeout (no WELCOME, no PONG): the connection is replaced. Before
@@ -484,7 +491,7 @@ public final class LinkClient: Service, Sendable {
 
     /// Something other than a linger server answered: the link ends (no retry makes it one).
     func notALinkServer(_ reason: String) {
-        logger.warning("not a linger server", metadata: ["reason": "\(reason)"])
+        logger.notice("not a linger server", metadata: ["reason": "\(reason)"])
         fail(with: LinkError(.notALinkServer, reason))
     }
 
