@@ -12,6 +12,8 @@ let package = Package(
         .library(name: "LingerCore", targets: ["LingerCore"]),
         // Test peers (see Sources/LingerFixture); a product only so the binary gets its name.
         .executable(name: "linger-fixture", targets: ["LingerFixture"]),
+        // The fan-in benchmark's senders: many link clients in one process (see Sources/LingerFanIn).
+        .executable(name: "linger-fanin", targets: ["LingerFanIn"]),
         .library(name: "LingerProbe", targets: ["LingerProbe"]),
         .library(name: "LingerLink", targets: ["LingerLink"]),
         .library(name: "LingerLab", targets: ["LingerLab"]),
@@ -106,6 +108,12 @@ let package = Package(
         // Real peers for integration tests and benchmarks: plain POSIX sockets put into a chosen TCP state
         // and held there until stdin closes. Not part of the toolkit's API.
         .executableTarget(name: "LingerFixture", dependencies: ["CLingerLinux"]),
+        // The fan-in benchmark's load: N `LinkClient`s in one process, each shipping a file as `linger send` does,
+        // so that a 2-core machine measures the server's fan-in rather than N process start-ups. Not API.
+        .executableTarget(
+            name: "LingerFanIn",
+            dependencies: ["LingerLink", "LingerSources", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(name: "LingerCoreTests", dependencies: ["LingerCore"]),
         .testTarget(
             name: "LingerProbeTests",
