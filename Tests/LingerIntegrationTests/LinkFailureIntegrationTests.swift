@@ -64,6 +64,54 @@ struct LinkFailureIntegrationTests {
         #expect(!sender.stderrText.contains("replacing the connection"))
     }
 
+    /// Eight senders into a stalled sink: the server holds at most `--max-pending` and a read loop per
+    /// connection, not everything they send; once the sink drains, every line arrives once.
+    @Test func manySendersIntoAStalledSinkHoldNoMoreThanTheBudget() throws {
+        let ns = try TestNamespace()
+        defer { ns.tearDown() }
+        let server = try serve(ns, sink: "stdout", extra: ["--max-pending", "4MiB"], stdoutPipe: true)
+        let reader = try #require(server.stdoutPipe).fileHandleForReading
+        let before = try residentKiB(of: server.pid)
+        // Every sender is welcomed before the sink stalls: a stalled sink also holds new clients' claims.
+        let senders = try (0..<8).map { try ns.linger(["send", "127.0.0.1:7500", "--client-id", "s\($0)"]) }
+        for _ in 0..<100 where try ns.count("ESTABLISHED") < 16 { usleep(50_000) }
+        usleep(1_000_000)
+        // 8 × 12 MiB of 4 KiB lines; the first 64 KiB fill the pipe nobody reads, and the sink stalls. Without
+        // the budget, each connection held its next batch up to the pending limit (4 MiB), about 32 MiB.
+        let padding = String(repeating: "x", count: 4000)
+        for (number, sender) in senders.enumerated() {
+            try sender.write((1...3072).map { "s\(number) \($0) \(padding)\n" }.joined())
+            sender.closeStdin()
+        }
+        var grown = 0
+        for _ in 0..<30 {
+            usleep(100_000)
+            grown = max(grown, try residentKiB(of: server.pid) - before)
+        }
+        #expect(senders.allSatisfy { $0.process.isRunning }, "the senders wait for the stalled sink")
+        // The budget and one read loop (at most 1 MiB) per connection: 12 MiB; measured 6.7 MiB, and 41 MiB
+        // with the budget ignored.
+        #expect(grown < 16 << 10, "the server grew by \(grown) KiB while the sink was stalled")
+        let received = reader.readDataToEndOfFileInBackground()
+        for sender in senders { #expect(sender.waitForExit(timeout: 120) == 0, "\(sender.stderrText)") }
+        server.signal(SIGTERM)
+        #expect(server.waitForExit(timeout: 30) == 0, "\(server.stderrText)")
+        var seen: [String: Int] = [:]
+        for line in String(decoding: received.wait(), as: UTF8.self).split(separator: "\n") {
+            let fields = line.split(separator: " ", maxSplits: 2)
+            let sender = String(fields[0])
+            #expect(Int(fields[1]) == seen[sender, default: 0] + 1, "\(sender): every line once, in order")
+            seen[sender, default: 0] += 1
+        }
+        #expect(seen == Dictionary(uniqueKeysWithValues: (0..<8).map { ("s\($0)", 3072) }))
+    }
+
+    private func residentKiB(of pid: Int32) throws -> Int {
+        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") })
+        return try #require(Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]))
+    }
+
     // MARK: - Issue: fence one client id
 
     /// Two senders with one id ship the same file at once. Sizes are small enough for a debug build in the

@@ -15,9 +15,11 @@ struct ServerHandlerTests {
         let sink: ScriptedSink
         let committer: SinkCommitter
         let registry = ConnectionRegistry()
+        let budget: PendingBudget
 
-        init(sink: ScriptedSink = ScriptedSink()) {
+        init(sink: ScriptedSink = ScriptedSink(), budget: Int = 1 << 30) {
             self.sink = sink
+            self.budget = PendingBudget(limit: budget)
             committer = SinkCommitter(sink: sink, logger: Logger(label: "test"), metrics: LinkMetrics(role: "test"))
         }
 
@@ -25,13 +27,13 @@ struct ServerHandlerTests {
             let settings = ServerConnectionHandler.Settings(
                 session: .init(tokens: tokens, serverID: "t", keepMessageBytes: true, acceptsNewlines: false, pendingLimit: 64),
                 idleTimeout: ServerHandlerTests.idle, closeDeadline: ServerHandlerTests.deadline)
-            let committer = self.committer, registry = self.registry
+            let committer = self.committer, registry = self.registry, budget = self.budget
             let channel = try await NIOAsyncTestingChannel { channel in
                 let operations = channel.pipeline.syncOperations
                 try operations.addHandler(IdleStateHandler(readTimeout: ServerHandlerTests.idle))
                 try operations.addHandler(ByteToMessageHandler(LinkInboundDecoder(maximumFrameLength: 4096)))
                 try operations.addHandler(ServerConnectionHandler(
-                    settings: settings, committer: committer, registry: registry, logger: Logger(label: "test"), metrics: LinkMetrics(role: "test")))
+                    settings: settings, committer: committer, budget: budget, registry: registry, logger: Logger(label: "test"), metrics: LinkMetrics(role: "test")))
             }
             #expect(registry.admit(channel, limit: 10))
             try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1))
@@ -101,6 +103,68 @@ struct ServerHandlerTests {
             #expect(frames.contains(.ack(sequence: 2)), "\(frames)")
             #expect(harness.sink.stored == "a\nb\n")
             _ = try? await channel.finish()
+        }
+    }
+
+    /// Counts the reads that pass the handlers behind it (put it first, next to the socket).
+    final class ReadCounter: ChannelOutboundHandler, Sendable {
+        typealias OutboundIn = ByteBuffer
+        let reads = Atomic(0)
+        func read(context: ChannelHandlerContext) {
+            reads.add(1, ordering: .relaxed)
+            context.read()
+        }
+    }
+
+    @Test func theSharedBudgetPausesEveryConnectionUntilACommitGivesBytesBack() async throws {
+        try await Harness(budget: 8).run { harness in
+            let first = try await harness.connection()
+            try await Self.send([hello("first")], to: first)
+            _ = try await Self.replies(first)
+            let second = try await harness.connection()
+            let counter = ReadCounter()
+            try await second.testingEventLoop.executeInContext {
+                try second.pipeline.syncOperations.addHandler(counter, position: .first)
+            }
+            second.read()
+            await second.testingEventLoop.run()
+            #expect(counter.reads.load(ordering: .relaxed) == 1, "room in the budget: reads pass")
+            harness.sink.hold()
+            // 10 bytes of lines ("aaaa\nbbbb\n") held by the commit in flight: over the budget of 8.
+            try await Self.send([.data(sequence: 1, payload: ByteBuffer(string: "aaaa")), .data(sequence: 2, payload: ByteBuffer(string: "bbbb"))], to: first)
+            await first.testingEventLoop.run()
+            #expect(harness.budget.held == 10)
+            second.read()
+            await second.testingEventLoop.run()
+            #expect(counter.reads.load(ordering: .relaxed) == 1, "the other connection pauses while the budget is spent")
+            harness.sink.release()
+            #expect(try await Self.replies(first).contains(.ack(sequence: 2)))
+            for _ in 0..<500 where counter.reads.load(ordering: .relaxed) < 2 {
+                await second.testingEventLoop.run()
+                try await Task.sleep(for: .milliseconds(2))
+            }
+            #expect(counter.reads.load(ordering: .relaxed) == 2, "woken once the commit gave its bytes back")
+            #expect(harness.budget.held == 0)
+            _ = try? await first.finish()
+            _ = try? await second.finish()
+        }
+    }
+
+    @Test func aClosedConnectionGivesBackWhatItHeld() async throws {
+        try await Harness(budget: 8).run { harness in
+            let channel = try await harness.connection()
+            try await Self.send([hello("leaving")], to: channel)
+            _ = try await Self.replies(channel)
+            harness.sink.hold()
+            try await Self.send([.data(sequence: 1, payload: ByteBuffer(string: "aaaa"))], to: channel)
+            try await Self.send([.data(sequence: 2, payload: ByteBuffer(string: "bbbbbb"))], to: channel)
+            await channel.testingEventLoop.run()
+            #expect(harness.budget.held == 12, "5 bytes in the commit in flight, 7 pending")
+            _ = try? await channel.finish()
+            #expect(harness.budget.held == 5, "the pending batch is dropped with the connection")
+            harness.sink.release()
+            for _ in 0..<500 where harness.budget.held > 0 { try await Task.sleep(for: .milliseconds(2)) }
+            #expect(harness.budget.held == 0, "the commit in flight gives its bytes back when it returns")
         }
     }
 

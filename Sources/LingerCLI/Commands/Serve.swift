@@ -86,6 +86,12 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-connections"), parsing: .unconditional, help: "Refuse connections beyond this many (the client retries later).")
     var maxConnections = 1024
 
+    @Option(name: .customLong("max-pending"), parsing: .unconditional, help: ArgumentHelp(
+        "Bytes received and not yet stored, over all connections, before every connection pauses reading until the sink "
+            + "catches up (default: 256MiB). Bounds memory when the sink is slower than many senders.", valueName: "size"),
+        transform: ByteSize.parse)
+    var maxPending = ByteSize(bytes: 256 << 20)
+
     @Option(name: .customLong("idle-timeout"), parsing: .unconditional, help: ArgumentHelp("Close a connection that sends nothing for this long, e.g. 500ms or 2m (default: 30s).", valueName: "duration"), transform: DurationArgument.parse)
     var idleTimeout = DurationArgument(.seconds(30))
 
@@ -237,7 +243,7 @@ struct Serve: AsyncParsableCommand {
                 host: listen.host, port: listen.port, sink: theSink, tokens: tokens, tls: tlsConfiguration,
                 maximumConnections: maxConnections,
                 idleTimeout: idleTimeout.duration, closeDeadline: closeDeadline.duration,
-                shutdownDeadline: shutdownDeadline.duration, abortiveClose: abortiveClose),
+                shutdownDeadline: shutdownDeadline.duration, pendingBudget: Int(clamping: maxPending.bytes), abortiveClose: abortiveClose),
             logger: logger)
         // SIGHUP reloads the TLS certificate (new connections get it; established ones stay up) and reopens the
         // sink's output (logrotate's create mode renamed it), as nginx and rsyslog do; it must not be the

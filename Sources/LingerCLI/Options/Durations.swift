@@ -83,6 +83,8 @@ struct HostPort: ExpressibleByArgument, CustomStringConvertible, Sendable {
 struct ByteSize: ExpressibleByArgument, Sendable {
     var bytes: Int64
 
+    init(bytes: Int64) { self.bytes = bytes }
+
     init?(argument: String) {
         let text = String(argument.lowercased().filter { $0 != " " })
         let units: [(String, Int64)] = [("kib", 1 << 10), ("mib", 1 << 20), ("gib", 1 << 30), ("kb", 1000), ("mb", 1_000_000),

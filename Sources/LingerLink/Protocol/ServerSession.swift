@@ -139,6 +139,9 @@ struct ServerSession {
     /// Messages accepted and duplicates dropped by the last ``dataReceived(_:)`` (for metrics).
     private(set) var lastAccepted = 0
     private(set) var lastDuplicates = 0
+    /// Bytes of message the last ``dataReceived(_:)`` added to pending batches (0 when bytes are not kept):
+    /// what the server's shared pending budget counts.
+    private(set) var lastAcceptedBytes = 0
 
     init(configuration: Configuration) { self.configuration = configuration }
 
@@ -270,6 +273,7 @@ struct ServerSession {
     mutating func dataReceived(_ frames: ByteBuffer) -> Action {
         lastAccepted = 0
         lastDuplicates = 0
+        lastAcceptedBytes = 0
         guard case .streaming(var session) = state else {
             if case .awaitingHello = state { return fail(.protocolError, "DATA before HELLO") }
             if case .claiming = state { return fail(.protocolError, "DATA before WELCOME") }
@@ -325,6 +329,7 @@ struct ServerSession {
         if holding { session.streams[index] = current }
         session.pendingSize += size
         lastAccepted = accepted
+        lastAcceptedBytes = keep ? size : 0
         lastDuplicates = duplicates
         if let refusal {
             // The refusal is final for this client, so the messages pending before it are not committed.

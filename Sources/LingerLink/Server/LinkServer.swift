@@ -28,6 +28,10 @@ public struct LinkServerConfiguration: Sendable {
     /// Bytes a connection may hold received while its previous batch is being committed; past this the
     /// server stops reading from it until the sink catches up.
     public var pendingLimit: Int
+    /// Bytes all connections together may hold received and not yet stored; past this every connection
+    /// stops reading until commits complete. Bounds the server's memory when the sink lags behind many
+    /// senders (each connection can still overshoot by one read loop, about 1 MiB).
+    public var pendingBudget: Int
     /// SO_LINGER {1, 0} on every connection: close with RST, no TIME_WAIT, unsent data lost. Never the
     /// default; for the lab's comparisons and for operators who know they need it.
     public var abortiveClose: Bool
@@ -39,7 +43,7 @@ public struct LinkServerConfiguration: Sendable {
         host: String = "127.0.0.1", port: Int = 7070, sink: any LinkSink, tokens: [LinkToken] = [], tls: LinkServerTLS? = nil,
         maximumConnections: Int = 1024, idleTimeout: Duration = .seconds(30), closeDeadline: Duration = .seconds(5),
         shutdownDeadline: Duration = .seconds(10), maximumFrameLength: UInt32 = LinkLimits.defaultMaximumFrameLength,
-        pendingLimit: Int = 4 << 20, abortiveClose: Bool = false, serverID: String = "linger",
+        pendingLimit: Int = 4 << 20, pendingBudget: Int = 256 << 20, abortiveClose: Bool = false, serverID: String = "linger",
         eventLoopGroup: (any EventLoopGroup)? = nil
     ) {
         self.host = host
@@ -53,6 +57,7 @@ public struct LinkServerConfiguration: Sendable {
         self.shutdownDeadline = shutdownDeadline
         self.maximumFrameLength = maximumFrameLength
         self.pendingLimit = pendingLimit
+        self.pendingBudget = pendingBudget
         self.abortiveClose = abortiveClose
         self.serverID = serverID
         self.eventLoopGroup = eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
@@ -72,6 +77,7 @@ public final class LinkServer: Service {
     private let metrics: LinkMetrics
     private let registry = ConnectionRegistry()
     private let committer: SinkCommitter
+    private let budget: PendingBudget
     private let address = Mutex<Result<SocketAddress, any Error>?>(nil)
     private let addressWaiters = Mutex<[CheckedContinuation<SocketAddress, any Error>]>([])
     /// The TLS context new connections get; replaced by ``reloadTLS()``, while established connections keep theirs.
@@ -82,6 +88,7 @@ public final class LinkServer: Service {
         self.logger = logger
         self.metrics = metrics
         self.committer = SinkCommitter(sink: configuration.sink, logger: logger, metrics: metrics)
+        self.budget = PendingBudget(limit: configuration.pendingBudget)
     }
 
     /// The bound address, once listening (useful with port 0). Throws if binding failed.
@@ -176,7 +183,7 @@ public final class LinkServer: Service {
                 pendingLimit: configuration.pendingLimit, requiresCertificateIdentity: configuration.tls?.clientCAPath != nil),
             idleTimeout: TimeAmount(configuration.idleTimeout), closeDeadline: TimeAmount(configuration.closeDeadline),
             waitsForTransportEOF: configuration.tls != nil)
-        let registry = self.registry, committer = self.committer, logger = self.logger, metrics = self.metrics
+        let registry = self.registry, committer = self.committer, budget = self.budget, logger = self.logger, metrics = self.metrics
         let limit = configuration.maximumConnections
         let abortive = configuration.abortiveClose
         let maximumFrameLength = configuration.maximumFrameLength
@@ -187,9 +194,12 @@ public final class LinkServer: Service {
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelOption(.socketOption(.so_keepalive), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            // Reads grow to 1 MiB under load (fewer wake-ups, one commit per read batch) but start small: NIO
-            // keeps each channel's receive buffer for reuse, and a 64 KiB start cost 67 KiB per idle connection.
-            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 1 << 20))
+            // Reads grow to 256 KiB under load but start small: NIO keeps each channel's receive buffer for
+            // reuse, and a 64 KiB start cost 67 KiB per idle connection. NIO reads up to 4 buffers per wake-up
+            // before the handler can pause, so this is also how far a connection can overshoot its pending
+            // limit and the shared budget: at 1 MiB, 4 MiB each, and 32 senders into a stalled sink held all
+            // 256 MB they sent; 256 KiB was as fast in the fan-in benchmark.
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 256 << 10))
             .childChannelInitializer { child in
                 let admitted = registry.admit(child, limit: limit)
                 let lingerSet: EventLoopFuture<Void>
@@ -199,7 +209,7 @@ public final class LinkServer: Service {
                     lingerSet = child.eventLoop.makeSucceededVoidFuture()
                 }
                 return lingerSet.flatMapThrowing {
-                    let handler = ServerConnectionHandler(settings: settings, committer: committer, registry: registry, logger: logger, metrics: metrics)
+                    let handler = ServerConnectionHandler(settings: settings, committer: committer, budget: budget, registry: registry, logger: logger, metrics: metrics)
                     let operations = child.pipeline.syncOperations
                     if let tlsContext {
                         try operations.addHandler(TLSDetector {

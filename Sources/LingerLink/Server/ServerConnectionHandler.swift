@@ -29,6 +29,9 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     private var session: ServerSession
     private let settings: Settings
     private let committer: SinkCommitter
+    private let budget: PendingBudget
+    /// Bytes taken from the budget for messages not yet in a commit; a commit carries them back when it returns.
+    private var takenSinceCommit = 0
     private let registry: ConnectionRegistry
     private let logger: Logger
     private let metrics: LinkMetrics
@@ -43,10 +46,11 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     /// The client id this connection claimed (the session forgets it once the connection winds down).
     private var client = "-"
 
-    init(settings: Settings, committer: SinkCommitter, registry: ConnectionRegistry, logger: Logger, metrics: LinkMetrics) {
+    init(settings: Settings, committer: SinkCommitter, budget: PendingBudget, registry: ConnectionRegistry, logger: Logger, metrics: LinkMetrics) {
         self.session = ServerSession(configuration: settings.session)
         self.settings = settings
         self.committer = committer
+        self.budget = budget
         self.registry = registry
         self.logger = logger
         self.metrics = metrics
@@ -67,6 +71,10 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
         closeDeadline?.cancel()
         metrics.connections.decrement()
         registry.remove(context.channel)
+        // What never reached a commit is dropped with the connection; a commit in flight gives its own back.
+        budget.release(takenSinceCommit)
+        takenSinceCommit = 0
+        budget.forget(owner: ObjectIdentifier(self))
         logger.debug("connection closed", metadata: ["client": "\(client)", "peer": "\(peer)"])
         session.closed()
         context.fireChannelInactive()
@@ -76,6 +84,10 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
         switch unwrapInboundIn(data) {
         case .data(let frames):
             let action = session.dataReceived(frames)
+            if session.lastAcceptedBytes > 0 {
+                budget.take(session.lastAcceptedBytes)
+                takenSinceCommit += session.lastAcceptedBytes
+            }
             if session.lastAccepted > 0 { metrics.messagesAccepted.increment(by: Int64(session.lastAccepted)) }
             if session.lastDuplicates > 0 { metrics.duplicatesDropped.increment(by: Int64(session.lastDuplicates)) }
             run(action, context: context)
@@ -89,9 +101,10 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
         context.fireChannelReadComplete()
     }
 
-    /// Reads go on only while the session wants them (backpressure from the sink).
+    /// Reads go on only while the session wants them and the server's pending budget has room (backpressure
+    /// from the sink).
     func read(context: ChannelHandlerContext) {
-        if session.shouldRead {
+        if mayRead(context: context) {
             context.read()
         } else {
             readPending = true
@@ -217,7 +230,10 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     }
 
     private func commit(_ batches: [LinkSinkBatch], context: ChannelHandlerContext) {
+        let carried = takenSinceCommit
+        takenSinceCommit = 0
         committer.commit(batches, on: context.eventLoop).assumeIsolated().whenComplete { result in
+            self.budget.release(carried)
             guard let context = self.context else { return }
             switch result {
             case .success(let outcomes): self.run(self.session.committed(outcomes), context: context)
@@ -241,9 +257,21 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     }
 
     private func resumeReadingIfWanted(context: ChannelHandlerContext) {
-        if readPending && session.shouldRead {
+        if readPending && mayRead(context: context) {
             readPending = false
             context.read()
+        }
+    }
+
+    /// The session wants data and the shared budget has room; if only the budget is short, this connection
+    /// is woken when commits give bytes back.
+    private func mayRead(context: ChannelHandlerContext) -> Bool {
+        guard session.shouldRead else { return false }
+        if budget.held < budget.limit { return true }
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        return budget.hasRoom(owner: ObjectIdentifier(self), eventLoop: context.eventLoop) {
+            guard let context = handler.value.context else { return }
+            handler.value.resumeReadingIfWanted(context: context)
         }
     }
 
