@@ -122,6 +122,8 @@ struct ServerHandlerTests {
             try await Self.send([hello("first")], to: first)
             _ = try await Self.replies(first)
             let second = try await harness.connection()
+            try await Self.send([hello("second", idleMilliseconds: 3000)], to: second)
+            _ = try await Self.replies(second)
             let counter = ReadCounter()
             try await second.testingEventLoop.executeInContext {
                 try second.pipeline.syncOperations.addHandler(counter, position: .first)
@@ -137,6 +139,12 @@ struct ServerHandlerTests {
             second.read()
             await second.testingEventLoop.run()
             #expect(counter.reads.load(ordering: .relaxed) == 1, "the other connection pauses while the budget is spent")
+            // Its silence is the server's now: it gets PINGs and is not timed out (IdleStateHandler's events,
+            // fired here as it would fire them).
+            second.pipeline.fireUserInboundEventTriggered(IdleStateHandler.IdleStateEvent.write)
+            #expect(try await Self.replies(second) == [.ping(token: 0)])
+            second.pipeline.fireUserInboundEventTriggered(IdleStateHandler.IdleStateEvent.read)
+            #expect(try await Self.replies(second, count: 0).isEmpty && second.isActive, "no GOAWAY for the server's own pause")
             harness.sink.release()
             #expect(try await Self.replies(first).contains(.ack(sequence: 2)))
             for _ in 0..<500 where counter.reads.load(ordering: .relaxed) < 2 {

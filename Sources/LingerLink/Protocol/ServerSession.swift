@@ -167,12 +167,21 @@ struct ServerSession {
         return true
     }
 
-    /// Whether the connection waits for the sink (its silence is then ours, not the client's).
+    /// The server stopped reading this connection because its shared pending budget is spent: like a commit
+    /// in flight, the silence is then the server's, so neither side may time the connection out for it.
+    private(set) var pausedByBudget = false
+
+    /// The handler paused (or resumed) reads for the server's shared pending budget.
+    mutating func budgetPaused(_ paused: Bool) { pausedByBudget = paused }
+
+    /// Whether the connection waits for the sink (its silence is then ours, not the client's): a commit in
+    /// flight, a claim, or reads paused for the shared budget, which only commits give back.
     var isWaitingForSink: Bool {
+        if pausedByBudget { return true }
         switch state {
-        case .streaming(let session), .draining(let session): session.inFlight != nil
-        case .claiming: true
-        default: false
+        case .streaming(let session), .draining(let session): return session.inFlight != nil
+        case .claiming: return true
+        default: return false
         }
     }
 

@@ -267,12 +267,15 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     /// is woken when commits give bytes back.
     private func mayRead(context: ChannelHandlerContext) -> Bool {
         guard session.shouldRead else { return false }
-        if budget.held < budget.limit { return true }
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-        return budget.hasRoom(owner: ObjectIdentifier(self), eventLoop: context.eventLoop) {
-            guard let context = handler.value.context else { return }
-            handler.value.resumeReadingIfWanted(context: context)
-        }
+        let room = budget.held < budget.limit
+            || budget.hasRoom(owner: ObjectIdentifier(self), eventLoop: context.eventLoop) {
+                guard let context = handler.value.context else { return }
+                handler.value.resumeReadingIfWanted(context: context)
+            }
+        // Paused for the budget, this connection still hears our PINGs and is not timed out for our silence.
+        session.budgetPaused(!room)
+        return room
     }
 
     /// Closes once the client's TCP FIN is in (at once without TLS, where the session only learns of the close
