@@ -47,6 +47,47 @@ struct ServerSessionTests {
         #expect(session.shouldRead)
     }
 
+    /// A session with message 1 in flight and `pending` waiting, handed the in-flight batch's buffer (grown to
+    /// 200 kB) as the handler does when the commit is stored. Returns the buffer's address.
+    private func reuseLargeBuffer(_ session: inout ServerSession, pending: ClosedRange<UInt64>) -> UInt? {
+        guard case .commit(var inFlight) = session.dataReceived(dataRun(1...1)) else { return nil }
+        #expect(session.dataReceived(dataRun(pending)) == .none)
+        inFlight[0].reserve(bytes: 200_000)
+        // Held only by what the session gets, as the handler hands it over: a second holder makes a write copy.
+        var spares = [inFlight[0].takeLinesForReuse()]
+        inFlight = []
+        #expect(spares[0].readableBytes == 0 && spares[0].capacity >= 200_000)
+        let address = spares[0].withVeryUnsafeBytes { UInt(bitPattern: $0.baseAddress) }
+        session.reuse(spares)
+        spares = []
+        return address
+    }
+
+    private func address(_ batch: LinkSinkBatch) -> UInt { batch.lines.withVeryUnsafeBytes { UInt(bitPattern: $0.baseAddress) } }
+
+    /// The buffer of a stored commit becomes the next pending batch (no fresh allocation per commit), and a
+    /// connection that goes quiet does not keep a large one.
+    @Test func aStoredCommitsBufferIsReusedWhileSendingAndLetGoWhenIdle() throws {
+        var session = streaming()
+        let spare = try #require(reuseLargeBuffer(&session, pending: 2...3))
+        guard case .acknowledge(_, next: let second?) = session.committed([.stored]) else { Issue.record("expected the next commit"); return }
+        #expect(text(second[0]) == "m2\nm3\n")
+        _ = session.dataReceived(dataRun(4...4))
+        session.reuse([])
+        guard case .acknowledge(_, next: let third?) = session.committed([.stored]) else { Issue.record("expected the next commit"); return }
+        #expect(address(third[0]) == spare, "the pending batch filled the reused buffer")
+        #expect(text(third[0]) == "m4\n")
+
+        // Quiet: the batch after the last commit starts small again.
+        var quiet = streaming()
+        let large = try #require(reuseLargeBuffer(&quiet, pending: 2...2))
+        guard case .acknowledge(_, next: _?) = quiet.committed([.stored]) else { Issue.record("expected the next commit"); return }
+        #expect(quiet.committed([.stored]) == .acknowledge([.init(stream: 0, through: 2)], next: nil))
+        guard case .commit(let later) = quiet.dataReceived(dataRun(3...3)) else { Issue.record("expected a commit"); return }
+        #expect(address(later[0]) != large)
+        #expect(later[0].lines.capacity < ServerSession.Session.idleBufferLimit, "an idle connection let its large buffer go")
+    }
+
     @Test func aGapIsAProtocolError() {
         var session = streaming()
         guard case .error(.protocolError, let text) = session.dataReceived(dataRun([1, 3])) else {

@@ -53,16 +53,26 @@ struct ServerSession {
         var acknowledged: [Acknowledgement] = []
         /// Bytes (or, without bytes, messages) received and not yet in a commit.
         var pendingSize = 0
+        /// Emptied buffers of the last stored commit, for the next pending batches (see
+        /// ``LinkSinkBatch/takeLinesForReuse()``).
+        var spareLines: [ByteBuffer] = []
 
         /// Every stream's pending messages as one commit, if none is in flight.
         mutating func takePending() -> [LinkSinkBatch]? {
-            guard inFlight == nil, pendingSize > 0 else { return nil }
+            guard inFlight == nil else { return nil }
+            // Spares are for a connection that keeps sending; one that went quiet gives them back.
+            defer { spareLines.removeAll() }
+            guard pendingSize > 0 else {
+                releaseIdleBuffers()
+                return nil
+            }
             var batches: [LinkSinkBatch] = []
             var acknowledgements: [Acknowledgement] = []
             for index in streams.keys.sorted() {
                 guard var stream = streams[index], !stream.pending.isEmpty else { continue }
                 let batch = stream.pending
-                stream.pending = LinkSinkBatch(key: stream.key, epoch: epoch, firstSequence: batch.lastSequence + 1)
+                stream.pending = LinkSinkBatch(key: stream.key, epoch: epoch, firstSequence: batch.lastSequence + 1,
+                                               lines: spareLines.popLast() ?? ByteBuffer())
                 streams[index] = stream
                 batches.append(batch)
                 acknowledgements.append(Acknowledgement(stream: index, through: batch.lastSequence))
@@ -72,6 +82,16 @@ struct ServerSession {
             inFlight = acknowledgements
             return batches
         }
+
+        /// An idle connection does not keep a large empty buffer from its busy days: thousands of idle
+        /// clients would hold the server's memory for nothing.
+        private mutating func releaseIdleBuffers() {
+            for (index, stream) in streams where stream.pending.isEmpty && stream.pending.lines.capacity > Self.idleBufferLimit {
+                streams[index]!.pending = LinkSinkBatch(key: stream.key, epoch: epoch, firstSequence: stream.pending.firstSequence)
+            }
+        }
+
+        static let idleBufferLimit = 64 << 10
     }
 
     /// "Everything on `stream` through `through` is stored": one ACK frame.
@@ -348,6 +368,23 @@ struct ServerSession {
         let next = session.takePending()
         state = .streaming(session)
         return next.map { .commit($0) } ?? .none
+    }
+
+    /// The emptied buffers of the commit that just came back, offered before ``committed(_:)`` so the
+    /// pending batches it starts reuse them.
+    mutating func reuse(_ lines: [ByteBuffer]) {
+        switch state {
+        case .streaming(var session):
+            state = .modifying
+            session.spareLines = lines
+            state = .streaming(session)
+        case .draining(var session):
+            state = .modifying
+            session.spareLines = lines
+            state = .draining(session)
+        default:
+            break
+        }
     }
 
     /// The sink answered for the commit in flight, one outcome per batch.

@@ -32,6 +32,8 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     private let budget: PendingBudget
     /// Bytes taken from the budget for messages not yet in a commit; a commit carries them back when it returns.
     private var takenSinceCommit = 0
+    /// The commit in flight, kept to reuse its buffers once it is stored.
+    private var inFlight: [LinkSinkBatch] = []
     private let registry: ConnectionRegistry
     private let logger: Logger
     private let metrics: LinkMetrics
@@ -232,11 +234,19 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     private func commit(_ batches: [LinkSinkBatch], context: ChannelHandlerContext) {
         let carried = takenSinceCommit
         takenSinceCommit = 0
+        inFlight = batches
         committer.commit(batches, on: context.eventLoop).assumeIsolated().whenComplete { result in
             self.budget.release(carried)
+            var spare: [ByteBuffer] = []
+            if case .success = result {
+                for index in self.inFlight.indices { spare.append(self.inFlight[index].takeLinesForReuse()) }
+            }
+            self.inFlight = []
             guard let context = self.context else { return }
             switch result {
-            case .success(let outcomes): self.run(self.session.committed(outcomes), context: context)
+            case .success(let outcomes):
+                self.session.reuse(spare)
+                self.run(self.session.committed(outcomes), context: context)
             case .failure(let error as LinkSinkError): self.run(self.session.commitFailed(error), context: context)
             case .failure(let error): self.run(self.session.commitFailed(LinkSinkError("\(error)", isRetryable: false)), context: context)
             }

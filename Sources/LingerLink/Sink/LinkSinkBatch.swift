@@ -63,9 +63,27 @@ public struct LinkSinkBatch: Sendable {
             countWithoutBytes += 1
             return
         }
-        lines.writeBytes(bytes)
-        lines.writeInteger(UInt8(ascii: "\n"))
+        // One buffer call per message, not one for the bytes and one for the newline: this runs for every
+        // message the server receives, and each call checks the buffer's uniqueness and capacity.
+        lines.writeWithUnsafeMutableBytes(minimumWritableBytes: bytes.count + 1) { target in
+            if let source = bytes.baseAddress { target.baseAddress!.copyMemory(from: source, byteCount: bytes.count) }
+            target[bytes.count] = UInt8(ascii: "\n")
+            return bytes.count + 1
+        }
         lengths.append(UInt32(bytes.count))
+    }
+
+    /// Gives up the batch's buffer, emptied, for the connection's next batch. Reusing it spares a fresh
+    /// allocation per commit, and with it the kernel zeroing every page of it again: with a file sink that
+    /// zeroing was a fifth of the server's CPU. The storage is kept only when nothing else holds it
+    /// (otherwise `clear()` starts a new one).
+    mutating func takeLinesForReuse() -> ByteBuffer {
+        var taken = ByteBuffer()
+        swap(&taken, &lines)
+        lengths.removeAll()
+        countWithoutBytes = 0
+        taken.clear()
+        return taken
     }
 
     /// Reserves room for about `bytes` more bytes of lines.

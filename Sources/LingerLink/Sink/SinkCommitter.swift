@@ -88,8 +88,8 @@ final class SinkCommitter: Sendable {
     }
 
     private func drain() async throws {
-        while let group = takeGroup() {
-            try await perform(group)
+        while var group = takeGroup() {
+            try await perform(&group)
         }
     }
 
@@ -108,14 +108,14 @@ final class SinkCommitter: Sendable {
         }
     }
 
-    private func perform(_ group: [Work]) async throws {
+    private func perform(_ group: inout [Work]) async throws {
         var backoff = retryBackoff
         var failingSince: ContinuousClock.Instant?
         var lastReport = ContinuousClock.now
         var attempts = 0
         while true {
             do {
-                try await execute(group)
+                try await execute(&group)
                 if let failingSince {
                     let seconds = (ContinuousClock.now - failingSince).components.seconds
                     logger.warning("the sink recovered after \(seconds)s and \(attempts) retries; delivery resumes")
@@ -158,7 +158,7 @@ final class SinkCommitter: Sendable {
         }
     }
 
-    private func execute(_ group: [Work]) async throws {
+    private func execute(_ group: inout [Work]) async throws {
         if case .claim(let clientID, let promise) = group.first {
             promise.succeed(try await sink.claim(clientID: clientID))
             return
@@ -180,6 +180,10 @@ final class SinkCommitter: Sendable {
         }
         let outcomes = try await sink.commit(batches)
         metrics.commitGroups.increment()
+        // Let go of the batches before any connection hears back, so each holds the only reference to its
+        // buffers again and can reuse them (``LinkSinkBatch/takeLinesForReuse()``).
+        batches = []
+        group = []
         var start = 0
         for request in requests {
             request.promise.succeed(Array(outcomes[start..<(start + request.count)]))
