@@ -93,6 +93,47 @@ struct FileSinkTests {
         #expect(contents(data) == "one\ntwo\n")
     }
 
+    /// What a commit synced leaves the page cache (a collector's output would push out everything else the
+    /// machine caches); without fsync the pages are dirty and stay. Counted with mincore(2) on the real file.
+    @Test func syncedCommitsLeaveThePageCacheAndUnsyncedOnesStay() throws {
+        let lines = (1...2_000).map { "line \($0) " + String(repeating: "x", count: 200) }
+        let synced = try FileSinkStore(path: data, policy: .everyBatch)
+        _ = synced.claim(clientID: "c1")
+        for part in 0..<4 {
+            let slice = Array(lines[(part * 500)..<((part + 1) * 500)])
+            #expect(try synced.commit([batch(from: UInt64(part * 500 + 1), slice)]) == [.stored])
+        }
+        let (syncedResident, syncedPages) = try residentPages(data)
+        #expect(syncedPages > 100 && syncedResident <= 1, "only the last, partial page may stay: \(syncedResident) of \(syncedPages)")
+        synced.close()
+
+        let other = directory + "/unsynced.log"
+        let unsynced = try FileSinkStore(path: other, policy: .none)
+        _ = unsynced.claim(clientID: "c1")
+        #expect(try unsynced.commit([batch(from: 1, lines)]) == [.stored])
+        let (resident, pages) = try residentPages(other)
+        #expect(resident == pages, "dirty pages are the kernel's to write back")
+        unsynced.close()
+        #expect(contents(data) == contents(other), "the same lines either way")
+    }
+
+    /// Pages of `path` in the page cache, and pages in all.
+    private func residentPages(_ path: String) throws -> (resident: Int, pages: Int) {
+        let fd = open(path, O_RDONLY)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        var info = stat()
+        try #require(fstat(fd, &info) == 0)
+        let size = Int(info.st_size), page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let mapping = try #require(mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0))
+        try #require(mapping != MAP_FAILED)
+        defer { munmap(mapping, size) }
+        let pages = (size + page - 1) / page
+        var vector = [UInt8](repeating: 0, count: pages)
+        try #require(mincore(mapping, size, &vector) == 0)
+        return (vector.filter { $0 & 1 == 1 }.count, pages)
+    }
+
     @Test func recoversFromDataCutMidRecordAndAStateLineCutMidWay() throws {
         let store = try storeWith(["one", "two"])
         store.close()
