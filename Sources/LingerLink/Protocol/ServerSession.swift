@@ -318,15 +318,42 @@ struct ServerSession {
         var index: UInt32 = 0
         var current = session.streams.removeValue(forKey: 0)!
         var holding = true
-        if keep { current.pending.reserve(bytes: frames.readableBytes) }
         frames.withUnsafeReadableBytes { bytes in
             var offset = 0
-            while offset < bytes.count {
-                let length = Int(UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+            /// Takes the frames from `offset` on while they are on `stream`; copies each new message and its
+            /// newline to `target` (when bytes are kept). Returns the bytes written.
+            func take(stream: UInt32, received: inout UInt64, into target: UnsafeMutableRawBufferPointer?, lengths: inout [UInt32]) -> Int {
+                var written = 0
+                while offset < bytes.count {
+                    let length = Int(UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+                    guard UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: offset + 5, as: UInt32.self)) == stream else { break }
+                    let sequence = UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: offset + 9, as: UInt64.self))
+                    let payload = UnsafeRawBufferPointer(rebasing: bytes[(offset + 17)..<(offset + 4 + length)])
+                    offset += 4 + length
+                    if sequence == received &+ 1 {
+                        if !newlinesAllowed, payload.count > 0, memchr(payload.baseAddress!, Int32(UInt8(ascii: "\n")), payload.count) != nil {
+                            refusal = (.messageRefused, "message \(sequence) contains a newline, and this server's sink stores one message per line")
+                            break
+                        }
+                        received = sequence
+                        accepted += 1
+                        if let target {
+                            if let source = payload.baseAddress { (target.baseAddress! + written).copyMemory(from: source, byteCount: payload.count) }
+                            target[written + payload.count] = UInt8(ascii: "\n")
+                            written += payload.count + 1
+                            lengths.append(UInt32(payload.count))
+                        }
+                    } else if sequence <= received {
+                        duplicates += 1
+                    } else {
+                        refusal = (.protocolError, "sequence \(sequence) after \(received) skips messages")
+                        break
+                    }
+                }
+                return written
+            }
+            while offset < bytes.count, refusal == nil {
                 let stream = UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: offset + 5, as: UInt32.self))
-                let sequence = UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: offset + 9, as: UInt64.self))
-                let payload = UnsafeRawBufferPointer(rebasing: bytes[(offset + 17)..<(offset + 4 + length)])
-                offset += 4 + length
                 if stream != index {
                     session.streams[index] = current
                     holding = false
@@ -338,21 +365,23 @@ struct ServerSession {
                     index = stream
                     holding = true
                 }
-                if sequence == current.received &+ 1 {
-                    if !newlinesAllowed, payload.count > 0, memchr(payload.baseAddress!, Int32(UInt8(ascii: "\n")), payload.count) != nil {
-                        refusal = (.messageRefused, "message \(sequence) contains a newline, and this server's sink stores one message per line")
-                        return
+                // The stream's run of frames goes straight into its batch, through one buffer access: per
+                // message, the buffer's own calls (uniqueness, capacity, exclusivity checks) cost a tenth of
+                // the server's time.
+                var received = current.received
+                let before = accepted
+                if keep {
+                    // Never more than the rest of the run: each frame's header is longer than a newline.
+                    size += current.pending.appendMessages(upTo: bytes.count - offset) { target, lengths in
+                        take(stream: stream, received: &received, into: target, lengths: &lengths)
                     }
-                    current.received = sequence
-                    accepted += 1
-                    size += keep ? payload.count + 1 : 1
-                    current.pending.append(payload, keepBytes: keep)
-                } else if sequence <= current.received {
-                    duplicates += 1
                 } else {
-                    refusal = (.protocolError, "sequence \(sequence) after \(current.received) skips messages")
-                    return
+                    var none: [UInt32] = []
+                    _ = take(stream: stream, received: &received, into: nil, lengths: &none)
+                    current.pending.countMessages(accepted - before)
+                    size += accepted - before
                 }
+                current.received = received
             }
         }
         if holding { session.streams[index] = current }

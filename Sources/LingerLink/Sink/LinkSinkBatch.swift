@@ -57,20 +57,20 @@ public struct LinkSinkBatch: Sendable {
         }
     }
 
-    /// Appends one message (the server's receive path).
-    mutating func append(_ bytes: UnsafeRawBufferPointer, keepBytes: Bool) {
-        guard keepBytes else {
-            countWithoutBytes += 1
-            return
-        }
-        // One buffer call per message, not one for the bytes and one for the newline: this runs for every
-        // message the server receives, and each call checks the buffer's uniqueness and capacity.
-        lines.writeWithUnsafeMutableBytes(minimumWritableBytes: bytes.count + 1) { target in
-            if let source = bytes.baseAddress { target.baseAddress!.copyMemory(from: source, byteCount: bytes.count) }
-            target[bytes.count] = UInt8(ascii: "\n")
-            return bytes.count + 1
-        }
-        lengths.append(UInt32(bytes.count))
+    /// Appends messages the server's receive path copies in itself: `body` gets room for at most `bytes` more
+    /// bytes (each message followed by `\n`) and the lengths to extend, and returns the bytes it wrote.
+    /// One buffer access for a run of messages: the receive path runs for every message, and the buffer's
+    /// own calls check uniqueness, capacity and exclusive access each time.
+    mutating func appendMessages(upTo bytes: Int, _ body: (UnsafeMutableRawBufferPointer, inout [UInt32]) -> Int) -> Int {
+        var lengths = self.lengths
+        self.lengths = []
+        defer { self.lengths = lengths }
+        return lines.writeWithUnsafeMutableBytes(minimumWritableBytes: bytes) { target in body(target, &lengths) }
+    }
+
+    /// Counts messages whose bytes are not kept (a sink that needs none).
+    mutating func countMessages(_ count: Int) {
+        countWithoutBytes += count
     }
 
     /// Gives up the batch's buffer, emptied, for the connection's next batch. Reusing it spares a fresh
