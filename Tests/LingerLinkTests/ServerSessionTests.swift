@@ -237,6 +237,23 @@ extension ServerSessionTests {
         #expect(session.committed([.stored, .stored]) == .acknowledge([.init(stream: 1, through: 12), .init(stream: 2, through: 1)], next: nil))
     }
 
+    /// Each stream's batch takes room for its own messages of a run, not for the whole run: a sender with many
+    /// files interleaves many streams in one read.
+    @Test func aStreamsBatchReservesForItsOwnMessagesOnly() {
+        var session = streaming()
+        for stream in 1...3 { #expect(session.frameReceived(.open(stream: UInt32(stream), id: "f\(stream)")) == .none) }
+        var run = ByteBuffer()
+        let large = String(repeating: "x", count: 100_000)
+        run.writeLinkFrame(.data(stream: 1, sequence: 1, payload: ByteBuffer(string: "small")))
+        run.writeLinkFrame(.data(stream: 2, sequence: 1, payload: ByteBuffer(string: large)))
+        run.writeLinkFrame(.data(stream: 3, sequence: 1, payload: ByteBuffer(string: large)))
+        run.writeLinkFrame(.data(stream: 1, sequence: 2, payload: ByteBuffer(string: "small")))
+        guard case .commit(let batches) = session.dataReceived(run) else { Issue.record("expected a commit"); return }
+        #expect(batches.map(text) == ["small\nsmall\n", large + "\n", large + "\n"])
+        #expect(batches[0].lines.capacity < 50_000, "stream 1 holds two small messages: \(batches[0].lines.capacity) bytes reserved")
+        #expect(session.lastAcceptedBytes == 12 + 2 * 100_001)
+    }
+
     @Test(arguments: [LinkFrame.open(stream: 0, id: "x"), .open(stream: 1, id: "no spaces"), .open(stream: 1, id: "")])
     func aBadOpenIsAProtocolError(_ frame: LinkFrame) {
         var session = streaming()

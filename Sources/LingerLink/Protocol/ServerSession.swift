@@ -371,8 +371,15 @@ struct ServerSession {
                 var received = current.received
                 let before = accepted
                 if keep {
-                    // Never more than the rest of the run: each frame's header is longer than a newline.
-                    size += current.pending.appendMessages(upTo: bytes.count - offset) { target, lengths in
+                    // Room for every message of this stream's frames here (headers only are read): a run that
+                    // interleaves many streams must not reserve the whole run for each.
+                    var room = 0, next = offset
+                    while next < bytes.count, UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: next + 5, as: UInt32.self)) == stream {
+                        let length = Int(UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: next, as: UInt32.self)))
+                        room += length - 13 + 1  // the payload (after type, stream, sequence) and its newline
+                        next += 4 + length
+                    }
+                    size += current.pending.appendMessages(upTo: room) { target, lengths in
                         take(stream: stream, received: &received, into: target, lengths: &lengths)
                     }
                 } else {
