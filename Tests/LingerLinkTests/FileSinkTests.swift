@@ -106,6 +106,14 @@ struct FileSinkTests {
         let (syncedResident, syncedPages) = try residentPages(data)
         #expect(syncedPages > 100 && syncedResident <= 1, "only the last, partial page may stay: \(syncedResident) of \(syncedPages)")
         synced.close()
+        // A restarted server drops what it writes from where the file ended (what opening read of the file's
+        // head to check it is only read, and the kernel's to keep).
+        let restarted = try FileSinkStore(path: data, policy: .everyBatch)
+        let epoch = restarted.claim(clientID: "c1").epoch
+        #expect(try restarted.commit([batch(epoch: epoch, from: 2_001, ["after a restart " + String(repeating: "y", count: 40_000)])]) == [.stored])
+        let afterRestart = try residentPages(data, from: syncedPages)
+        #expect(afterRestart.pages >= 9 && afterRestart.resident <= 1, "\(afterRestart.resident) of the \(afterRestart.pages) new pages stay")
+        restarted.close()
 
         let other = directory + "/unsynced.log"
         let unsynced = try FileSinkStore(path: other, policy: .none)
@@ -114,11 +122,11 @@ struct FileSinkTests {
         let (resident, pages) = try residentPages(other)
         #expect(resident == pages, "dirty pages are the kernel's to write back")
         unsynced.close()
-        #expect(contents(data) == contents(other), "the same lines either way")
+        #expect(contents(data).hasPrefix(contents(other)), "the same lines either way")
     }
 
-    /// Pages of `path` in the page cache, and pages in all.
-    private func residentPages(_ path: String) throws -> (resident: Int, pages: Int) {
+    /// Pages of `path` in the page cache, and pages in all, from page `first` on.
+    private func residentPages(_ path: String, from first: Int = 0) throws -> (resident: Int, pages: Int) {
         let fd = open(path, O_RDONLY)
         try #require(fd >= 0)
         defer { close(fd) }
@@ -131,7 +139,7 @@ struct FileSinkTests {
         let pages = (size + page - 1) / page
         var vector = [UInt8](repeating: 0, count: pages)
         try #require(mincore(mapping, size, &vector) == 0)
-        return (vector.filter { $0 & 1 == 1 }.count, pages)
+        return (vector[first...].filter { $0 & 1 == 1 }.count, pages - first)
     }
 
     @Test func recoversFromDataCutMidRecordAndAStateLineCutMidWay() throws {

@@ -109,6 +109,9 @@ final class FileSinkStore {
             throw error
         }
         committed = log.length
+        // Only what this server writes and syncs is dropped from the cache: the first commit after a restart
+        // does not walk a long file's earlier pages.
+        cachedFrom = committed
         book = MarkBook(marks: log.marks)
         head = log.head
         stateLength = 0
