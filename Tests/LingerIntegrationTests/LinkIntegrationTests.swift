@@ -130,6 +130,50 @@ struct LinkIntegrationTests {
         #expect(try ns.count("CLOSE_WAIT") == 0)
     }
 
+    /// Rotating tokens without a restart: SIGHUP reads the token file again; a sender with the old token is
+    /// refused, one with the new token gets in, and an empty file keeps the tokens loaded before (it does not
+    /// turn authentication off).
+    @Test func sighupReloadsTheTokenFile() throws {
+        let ns = try TestNamespace()
+        defer { ns.tearDown() }
+        // The server's token file, and one for each sender.
+        let (tokens, first, second) = try (tokenFile("tokens", "first-token"), tokenFile("first", "first-token"), tokenFile("second", "second-token"))
+        let out = directory.appendingPathComponent("out.log").path
+        let server = try serve(ns, sink: "file:\(out)", extra: ["--token-file", tokens.path])
+        func ship(_ line: String, token: URL) throws -> (status: Int32?, stderr: String) {
+            let sender = try ns.linger(["send", "127.0.0.1:7400", "--token-file", token.path, "--client-id", line])
+            try sender.write(line + "\n")
+            sender.closeStdin()
+            return (sender.waitForExit(timeout: 20), sender.stderrText)
+        }
+        #expect(try ship("one", token: first).status == 0)
+
+        try "second-token\n".write(to: tokens, atomically: true, encoding: .utf8)
+        server.signal(SIGHUP)
+        try server.waitForStderr("reloaded 1 token from \(tokens.path)")
+        let refused = try ship("two", token: first)
+        #expect(refused.status == 2 && refused.stderr.contains("the token is not accepted"), "\(refused.stderr)")
+        #expect(try ship("three", token: second).status == 0)
+
+        try "".write(to: tokens, atomically: true, encoding: .utf8)
+        server.signal(SIGHUP)
+        try server.waitForStderr("holds no token; still accepting the tokens loaded before")
+        #expect(try ship("four", token: second).status == 0, "an empty file did not replace the tokens")
+        #expect(try ship("five", token: first).status == 2, "nor turn authentication off")
+
+        server.signal(SIGTERM)
+        #expect(server.waitForExit(timeout: 30) == 0, "\(server.stderrText)")
+        #expect(try String(contentsOfFile: out, encoding: .utf8) == "one\nthree\nfour\n")
+        #expect(try ns.count("CLOSE_WAIT") == 0)
+    }
+
+    /// A file in the test's directory holding `token` as its one line.
+    private func tokenFile(_ name: String, _ token: String) throws -> URL {
+        let url = directory.appendingPathComponent(name)
+        try (token + "\n").write(to: url, atomically: true, encoding: .utf8)
+        return url
+    }
+
     @Test func garbageAndOversizedFramesGetAnErrorAndAGracefulClose() throws {
         let ns = try TestNamespace()
         defer { ns.tearDown() }

@@ -49,7 +49,8 @@ struct Serve: AsyncParsableCommand {
             that connects in plaintext is refused with the reason. --tls-client-ca also requires client \
             certificates, and a sender may only use a client id that is its certificate's CN or one of its SANs. \
             SIGHUP reloads the certificate and key: new connections use them, established ones stay up. Without \
-            client certificates, --token-file can tie each token to the client ids it may use.
+            client certificates, --token-file can tie each token to the client ids it may use; SIGHUP reloads \
+            that file too (an empty or unreadable one keeps the tokens loaded before).
 
             Rotating the output: logrotate's create mode renames the file, then `kill -HUP` makes the server \
             continue in a new one (committed data stays in the renamed file; the state log follows). Or built in: \
@@ -245,16 +246,29 @@ struct Serve: AsyncParsableCommand {
                 idleTimeout: idleTimeout.duration, closeDeadline: closeDeadline.duration,
                 shutdownDeadline: shutdownDeadline.duration, pendingBudget: Int(clamping: maxPending.bytes), abortiveClose: abortiveClose),
             logger: logger)
-        // SIGHUP reloads the TLS certificate (new connections get it; established ones stay up) and reopens the
-        // sink's output (logrotate's create mode renamed it), as nginx and rsyslog do; it must not be the
-        // default action, which ends the process.
+        // SIGHUP reloads the TLS certificate and the token file (new connections get them; established ones
+        // stay up) and reopens the sink's output (logrotate's create mode renamed it), as nginx and rsyslog do;
+        // it must not be the default action, which ends the process.
         let hangups = await UnixSignalsSequence(trapping: .sighup)
+        let tokenFile = self.tokenFile
         let reopening = Task {
             for await _ in hangups {
                 do {
                     if let note = try server.reloadTLS() { StandardOutput.note(note) }
                 } catch {
                     StandardOutput.note("SIGHUP: \(error); still serving the certificate loaded before")
+                }
+                if let tokenFile {
+                    do {
+                        let tokens = try loadTokens(from: tokenFile)
+                        guard !tokens.isEmpty else {
+                            throw LinkError(.configuration, "\(tokenFile) holds no token")
+                        }
+                        try server.reloadTokens(tokens)
+                        StandardOutput.note("reloaded \(tokens.count) token\(tokens.count == 1 ? "" : "s") from \(tokenFile)")
+                    } catch {
+                        StandardOutput.note("SIGHUP: \(error); still accepting the tokens loaded before")
+                    }
                 }
                 do {
                     if let note = try await server.reopenSink() { StandardOutput.note(note) }

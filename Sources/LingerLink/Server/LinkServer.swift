@@ -82,6 +82,8 @@ public final class LinkServer: Service {
     private let addressWaiters = Mutex<[CheckedContinuation<SocketAddress, any Error>]>([])
     /// The TLS context new connections get; replaced by ``reloadTLS()``, while established connections keep theirs.
     private let tlsContext = NIOLockedValueBox<NIOSSLContext?>(nil)
+    /// The tokens new connections are checked against; replaced by ``reloadTokens(_:)``.
+    private let tokens: NIOLockedValueBox<[LinkToken]>
 
     public init(configuration: LinkServerConfiguration, logger: Logger, metrics: LinkMetrics = LinkMetrics(role: "server")) {
         self.configuration = configuration
@@ -89,6 +91,7 @@ public final class LinkServer: Service {
         self.metrics = metrics
         self.committer = SinkCommitter(sink: configuration.sink, logger: logger, metrics: metrics)
         self.budget = PendingBudget(limit: configuration.pendingBudget)
+        self.tokens = NIOLockedValueBox(configuration.tokens)
     }
 
     /// The bound address, once listening (useful with port 0). Throws if binding failed.
@@ -118,6 +121,18 @@ public final class LinkServer: Service {
         let context = try tls.makeContext()
         tlsContext.withLockedValue { $0 = context }
         return "reloaded the TLS certificate \(tls.certificatePath)"
+    }
+
+    /// Replaces the accepted tokens (the CLI calls this on SIGHUP with the token file read again): connections
+    /// from now on are checked against them, established ones stay. Throws, keeping the current ones, for an
+    /// empty list (that would turn authentication off) or a server started without tokens (turning it on
+    /// would refuse clients that were never given one).
+    public func reloadTokens(_ tokens: [LinkToken]) throws {
+        guard !configuration.tokens.isEmpty else {
+            throw LinkError(.configuration, "this server was started without tokens; restart it with --token-file to require them")
+        }
+        guard !tokens.isEmpty else { throw LinkError(.configuration, "no token in the new list") }
+        self.tokens.withLockedValue { $0 = tokens }
     }
 
     /// Open connections right now.
@@ -188,6 +203,7 @@ public final class LinkServer: Service {
         let abortive = configuration.abortiveClose
         let maximumFrameLength = configuration.maximumFrameLength
         let tlsContext = configuration.tls == nil ? nil : self.tlsContext
+        let tokens = self.tokens
         return try await ServerBootstrap(group: configuration.eventLoopGroup)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 1024)
@@ -209,6 +225,8 @@ public final class LinkServer: Service {
                     lingerSet = child.eventLoop.makeSucceededVoidFuture()
                 }
                 return lingerSet.flatMapThrowing {
+                    var settings = settings
+                    settings.session.tokens = tokens.withLockedValue { $0 }
                     let handler = ServerConnectionHandler(settings: settings, committer: committer, budget: budget, registry: registry, logger: logger, metrics: metrics)
                     let operations = child.pipeline.syncOperations
                     if let tlsContext {
