@@ -162,6 +162,28 @@ struct ProcParserTests {
         #expect(records.map(\.state).sorted() == [.timeWait, .closeWait, .closeWait])
     }
 
+    /// Found by the proc-net-tcp fuzz target (2026-12-05, in CI): a 16-digit `when` above `Int64.max` trapped
+    /// on `Int64(when)`, crashing the probe. The first input is the committed reproducer, minimized by hand to
+    /// its one row.
+    @Test func timerTicksOfAnyWidthReadAsSignedWithoutTrapping() throws {
+        let reproducer = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../Fuzz/Regressions/proc-net-tcp-when-above-int64-max").standardized
+        let rows = try ProcNetTCPParser().parse(try String(contentsOf: reproducer, encoding: .utf8))
+        #expect(rows.count == 1 && rows.first?.local.port == 0x1B5E)
+
+        func when(_ hex: String) throws -> Int64? {
+            let text = "  sl  local_address rem_address   st\n"
+                + "   0: 0100007F:1B59 0100007F:C350 01 00000000:00000000 01:\(hex) 00000002  1000        0 4242 1\n"
+            return try #require(try ProcNetTCPParser().parse(text).first).timer?.expiresInMilliseconds
+        }
+        #expect(try when("00000033") == 510)
+        #expect(try when("FFFFFFF6") == -100, "a 32-bit kernel's -10 ticks")
+        #expect(try when("FFFFFFFFFFFFFFF6") == -100, "a 64-bit kernel's -10 ticks")
+        #expect(try when("AAAAAA0000000000") == 0, "no kernel writes this; its low 32 bits are 0")
+        #expect(try when("8000000000000000") == 0)
+        #expect(try when("7FFFFFFF") == Int64(Int32.max) * 10)
+    }
+
     @Test func namesTheLineThatDoesNotParse() {
         let text = "  sl  local_address rem_address   st\n   0: 0100007F:1B59 zz:0000 0A 0:0 00:0 0 0 0 1\n"
         #expect(throws: ProbeError.self) { try ProcNetTCPParser().parse(text) }
