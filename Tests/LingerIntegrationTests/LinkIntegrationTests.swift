@@ -167,6 +167,43 @@ struct LinkIntegrationTests {
         #expect(try ns.count("CLOSE_WAIT") == 0)
     }
 
+    /// A token rotation across two collectors, half done: the one not yet given the new token refuses the
+    /// sender, which then ships to the other. A token neither accepts ends the sender after one connection to
+    /// each, with one line naming both.
+    @Test func aCollectorThatRefusesTheTokenIsPassedOverForTheNext() throws {
+        let ns = try TestNamespace()
+        defer { ns.tearDown() }
+        let (old, new, stranger) = try (tokenFile("old", "old-token"), tokenFile("new", "new-token"), tokenFile("stranger", "no-such-token"))
+        let (staleOut, rotatedOut) = (directory.appendingPathComponent("stale.log").path, directory.appendingPathComponent("rotated.log").path)
+        let stale = try serve(ns, port: 7400, sink: "file:\(staleOut)", extra: ["--token-file", old.path])
+        let rotated = try serve(ns, port: 7401, sink: "file:\(rotatedOut)", extra: ["--token-file", new.path])
+        let sender = try ns.linger(["send", "127.0.0.1:7400", "127.0.0.1:7401", "--token-file", new.path, "--client-id", "web-1"])
+        try sender.write("after the rotation\n")
+        sender.closeStdin()
+        #expect(sender.waitForExit(timeout: 20) == 0, "\(sender.stderrText)")
+
+        let opensBefore = try ns.passiveOpens()
+        let refused = try ns.linger(["send", "127.0.0.1:7400", "127.0.0.1:7401", "--token-file", stranger.path, "--client-id", "web-2"])
+        try refused.write("never stored\n")
+        refused.closeStdin()
+        #expect(refused.waitForExit(timeout: 20) == 2, "exit 2: refused for good")
+        let because = "the server refused this client: authentication failed: the token is not accepted by this server"
+        let lines = refused.stderrText.split(separator: "\n")
+        #expect(lines.count == 2 && lines.first?.hasPrefix("linger: warning: 127.0.0.1:7400 turned the connection away: authentication failed") == true,
+                "the first refusal is a warning: \(refused.stderrText)")
+        #expect(lines.last == "linger: every endpoint refused this client: 127.0.0.1:7400: \(because); 127.0.0.1:7401: \(because)",
+                "\(refused.stderrText)")
+        #expect(try ns.passiveOpens() - opensBefore == 2, "one connection to each, no retry loop")
+
+        for server in [stale, rotated] {
+            server.signal(SIGTERM)
+            #expect(server.waitForExit(timeout: 30) == 0, "\(server.stderrText)")
+        }
+        #expect((try? String(contentsOfFile: staleOut, encoding: .utf8)) ?? "" == "")
+        #expect(try String(contentsOfFile: rotatedOut, encoding: .utf8) == "after the rotation\n")
+        #expect(try ns.count("CLOSE_WAIT") == 0)
+    }
+
     /// A file in the test's directory holding `token` as its one line.
     private func tokenFile(_ name: String, _ token: String) throws -> URL {
         let url = directory.appendingPathComponent(name)

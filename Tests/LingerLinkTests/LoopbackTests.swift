@@ -96,6 +96,46 @@ struct LoopbackTests {
         }
     }
 
+    /// A collector that refuses the token in its handshake (one not yet given the rotated token file) is that
+    /// collector's setup, not the client's: with several endpoints the client moves on to the next. Only when
+    /// every endpoint has refused does the link end, naming each, instead of cycling between them.
+    @Test(.timeLimit(.minutes(1))) func aRefusingEndpointIsPassedOverAndAllRefusingEndsTheLink() async throws {
+        let stale = LinkServer(
+            configuration: LinkServerConfiguration(host: "127.0.0.1", port: 0, sink: DiscardSink(), tokens: [LinkToken(secret: "old-token")]),
+            logger: Logger(label: "stale"))
+        let sink = ScriptedSink()
+        let rotated = LinkServer(
+            configuration: LinkServerConfiguration(host: "127.0.0.1", port: 0, sink: sink, tokens: [LinkToken(secret: "new-token")]),
+            logger: Logger(label: "rotated"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await stale.run() }
+            group.addTask { try await rotated.run() }
+            let a = try #require(try await stale.listeningAddress().port)
+            let b = try #require(try await rotated.listeningAddress().port)
+            let endpoints: [LinkClientConfiguration.Endpoint] = [.init(host: "127.0.0.1", port: a), .init(host: "127.0.0.1", port: b)]
+            let backoff = ReconnectBackoff(initial: .milliseconds(10), maximum: .milliseconds(20))
+            let client = LinkClient(
+                configuration: LinkClientConfiguration(endpoints: endpoints, clientID: "rotating", token: "new-token", backoff: backoff),
+                logger: Logger(label: "c"))
+            group.addTask { try await client.run() }
+            #expect(try await client.start() == 0)
+            try await client.send(Array("after the rotation".utf8))
+            try await client.flush()
+            #expect(sink.stored == "after the rotation\n")
+            try await client.close()
+
+            let stranger = LinkClient(
+                configuration: LinkClientConfiguration(endpoints: endpoints, clientID: "stranger", token: "wrong-token", backoff: backoff),
+                logger: Logger(label: "r"))
+            group.addTask { try? await stranger.run() }
+            let error = await #expect(throws: LinkError.self) { try await stranger.start() }
+            #expect(error?.kind == .rejected(.unauthorized))
+            let message = error?.message ?? ""
+            #expect(message.hasPrefix("every endpoint refused this client: 127.0.0.1:\(a): ") && message.contains("; 127.0.0.1:\(b): "), "\(message)")
+            group.cancelAll()
+        }
+    }
+
     /// A ServiceGroup's graceful shutdown ends the client's run().
     @Test func gracefulShutdownStopsTheClient() async throws {
         let server = LinkServer(configuration: LinkServerConfiguration(host: "127.0.0.1", port: 0, sink: DiscardSink()), logger: Logger(label: "s"))

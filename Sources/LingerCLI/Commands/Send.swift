@@ -37,13 +37,18 @@ struct Send: AsyncParsableCommand {
             certificate, a wrong name, or a server that does not speak TLS ends the sender with exit status 2 and \
             the reason. Replaced certificate files are read again at the next reconnect.
 
+            Several servers (linger send A B) are tried in turn. One that refuses in the handshake (a token or \
+            version it does not accept, a certificate that does not verify, no linger server there) is passed \
+            over for the next, as during a token rotation across collectors; the sender stops with exit status \
+            2 only when every server has refused since the last session began.
+
             Only one sender may use a client id at a time: when another takes it over, this one stops with \
             exit status 2 rather than fight back. SIGINT and SIGTERM stop reading, wait briefly for the \
             acknowledgements in flight, and say how many lines were left unacknowledged.
             Exit status: 0 every line read was acknowledged; 1 failed, or stopped with lines unacknowledged; \
             2 the server refused the client for good (a wrong token, a message it cannot take, another sender \
             took over the client id, a TLS certificate or name that does not verify), or what answered is no \
-            linger server (another service on that port). 64 a usage error (a bad flag, a closed stdin).
+            linger server (another service on that port); with several servers, every one refused. 64 a usage error (a bad flag, a closed stdin).
             Examples:
               linger send 127.0.0.1:7070 --file app.log --client-id web-1 --progress
               linger send logs.internal:7070 --file '/var/log/app/*.log' --follow --client-id web-1

@@ -74,6 +74,11 @@ public final class LinkClient: Service, Sendable {
         /// connection away: …", "accepted the connection but sent nothing …"): the reason a retry warning
         /// gives, instead of "closed before the session began".
         var endedEarly: String?
+        /// The last connection's endpoint refused this client in its handshake (a token or version it does
+        /// not accept, a certificate we do not trust, no link server there). With more than one endpoint that
+        /// is the endpoint's configuration, not the client's: the next endpoint is tried, and the link ends
+        /// only when every endpoint has refused since the last session began.
+        var endpointRefusal: LinkError?
         var sentCount: UInt64 = 0
         var acknowledgedCount: UInt64 = 0
 
@@ -288,12 +293,18 @@ public final class LinkClient: Service, Sendable {
         // Consecutive attempts that did not reach a session, and since when the link has been down.
         var failures = 0
         var downSince = ContinuousClock.now
+        // Handshake refusals since the last session began, by endpoint index (see `State.endpointRefusal`).
+        var refusals: [Int: LinkError] = [:]
         while !isClosingOrFailed {
-            let endpoint = configuration.endpoints[attempt % configuration.endpoints.count]
+            let index = attempt % configuration.endpoints.count
+            let endpoint = configuration.endpoints[index]
             attempt += 1
             let sessionsBefore = state.withLockedValue { $0.sessions }
             var reason: String?
-            state.withLockedValue { $0.endedEarly = nil }
+            state.withLockedValue {
+                $0.endedEarly = nil
+                $0.endpointRefusal = nil
+            }
             do {
                 let channel = try await connect(to: endpoint, tls: try tlsContexts?.current())
                 metrics.connections.increment()
@@ -309,11 +320,23 @@ public final class LinkClient: Service, Sendable {
                 log(reason!)
             }
             if isClosingOrFailed { break }
+            if let refusal = state.withLockedValue({ $0.endpointRefusal }) {
+                refusals[index] = refusal
+                // A refusal after this connection's session began would come again from the same endpoint
+                // after every session: final, as with one endpoint.
+                let afterASession = state.withLockedValue { $0.sessions } > sessionsBefore
+                if afterASession || refusals.count == configuration.endpoints.count {
+                    fail(with: afterASession ? refusal : everyEndpointRefused(refusals))
+                    break
+                }
+                log("\(endpoint) refused this client (\(refusal.message)); trying the next endpoint")
+            }
             // A connection that got as far as WELCOME worked: the next failure starts the backoff afresh.
             if state.withLockedValue({ $0.sessions }) > sessionsBefore {
                 backoff.reset()
                 failures = 0
                 downSince = .now
+                refusals.removeAll()
             } else {
                 failures += 1
                 if reason == nil, let how = state.withLockedValue({ $0.endedEarly }) { reason = "\(endpoint) \(how)" }
@@ -467,12 +490,37 @@ public final class LinkClient: Service, Sendable {
             return
         }
         let kind: LinkError.Kind = code == .replaced ? .replaced : .rejected(code)
-        fail(with: LinkError(kind, code == .replaced ? text : "the server refused this client: \(text)"))
+        let error = LinkError(kind, code == .replaced ? text : "the server refused this client: \(text)")
+        // Only the handshake's refusals are the endpoint's own (the token and the version are checked in
+        // HELLO, before any data). A refusal of the data, or another sender owning the client id, would be
+        // the same at every endpoint.
+        if code == .unauthorized || code == .unsupportedVersion {
+            refusedByEndpoint(error, text: text)
+        } else {
+            fail(with: error)
+        }
     }
 
-    /// A TLS failure no retry can fix (an untrusted or expired certificate, a wrong name): the link ends.
+    /// A TLS failure no retry can fix (an untrusted or expired certificate, a wrong name): this endpoint
+    /// cannot be used.
     func tlsFailed(_ reason: String) {
-        fail(with: LinkError(.tls, reason))
+        refusedByEndpoint(LinkError(.tls, reason), text: reason)
+    }
+
+    /// With one endpoint, the link ends with `error`; with several, the reconnect loop moves on to the next
+    /// and ends the link only when every endpoint has refused (see `State.endpointRefusal`).
+    private func refusedByEndpoint(_ error: LinkError, text: String) {
+        guard configuration.endpoints.count > 1 else { return fail(with: error) }
+        turnedAway(text)
+        state.withLockedValue { $0.endpointRefusal = error }
+    }
+
+    /// The error the link ends with when every endpoint refused: the first refusal's kind (so callers that
+    /// match on it still do), naming each endpoint and its reason.
+    private func everyEndpointRefused(_ refusals: [Int: LinkError]) -> LinkError {
+        let ordered = refusals.sorted { $0.key < $1.key }
+        let reasons = ordered.map { "\(configuration.endpoints[$0.key]): \($0.value.message)" }
+        return LinkError(ordered[0].value.kind, "every endpoint refused this client: \(reasons.joined(separator: "; "))")
     }
 
     /// The reason a retry warning gives if this connection ends before its session began.
@@ -492,7 +540,7 @@ public final class LinkClient: Service, Sendable {
     /// Something other than a linger server answered: the link ends (no retry makes it one).
     func notALinkServer(_ reason: String) {
         logger.notice("not a linger server", metadata: ["reason": "\(reason)"])
-        fail(with: LinkError(.notALinkServer, reason))
+        refusedByEndpoint(LinkError(.notALinkServer, reason), text: reason)
     }
 
     private func fail(with error: LinkError) {
