@@ -132,6 +132,21 @@ struct LoopbackTests {
             #expect(error?.kind == .rejected(.unauthorized))
             let message = error?.message ?? ""
             #expect(message.hasPrefix("every endpoint refused this client: 127.0.0.1:\(a): ") && message.contains("; 127.0.0.1:\(b): "), "\(message)")
+
+            // The other endpoint down (nothing listens on port 1): the refusing one keeps its turn, so the
+            // client gets in once that collector reloads its tokens.
+            let patient = LinkClient(
+                configuration: LinkClientConfiguration(
+                    endpoints: [.init(host: "127.0.0.1", port: a), .init(host: "127.0.0.1", port: 1)], clientID: "patient",
+                    token: "new-token", backoff: backoff),
+                logger: Logger(label: "p"))
+            group.addTask { try await patient.run() }
+            let starting = Task { try await patient.start() }
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(patient.connectProblem != nil, "still refused or unreachable: \(String(describing: patient.connectProblem))")
+            try stale.reloadTokens([LinkToken(secret: "new-token")])
+            #expect(try await starting.value == 0)
+            try await patient.close()
             group.cancelAll()
         }
     }
