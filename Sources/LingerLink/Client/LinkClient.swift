@@ -515,8 +515,8 @@ public final class LinkClient: Service, Sendable {
         state.withLockedValue { $0.endpointRefusal = error }
     }
 
-    /// The error the link ends with when every endpoint refused: the first refusal's kind (so callers that
-    /// match on it still do), naming each endpoint and its reason.
+    /// The error the link ends with when every endpoint refused: the kind of the first listed endpoint's
+    /// refusal (so callers that match on the kind still do), naming each endpoint and its reason.
     private func everyEndpointRefused(_ refusals: [Int: LinkError]) -> LinkError {
         let ordered = refusals.sorted { $0.key < $1.key }
         let reasons = ordered.map { "\(configuration.endpoints[$0.key]): \($0.value.message)" }
