@@ -48,7 +48,8 @@ struct Send: AsyncParsableCommand {
             Exit status: 0 every line read was acknowledged; 1 failed, or stopped with lines unacknowledged; \
             2 the server refused the client for good (a wrong token, a message it cannot take, another sender \
             took over the client id, a TLS certificate or name that does not verify), or what answered is no \
-            linger server (another service on that port); with several servers, every one refused. 64 a usage error (a bad flag, a closed stdin).
+            linger server (another service on that port); with several servers, every one refused. 64 a usage \
+            error (a bad flag, a closed stdin).
             Examples:
               linger send 127.0.0.1:7070 --file app.log --client-id web-1 --progress
               linger send logs.internal:7070 --file '/var/log/app/*.log' --follow --client-id web-1

@@ -320,26 +320,26 @@ public final class LinkClient: Service, Sendable {
                 log(reason!)
             }
             if isClosingOrFailed { break }
-            if let refusal = state.withLockedValue({ $0.endpointRefusal }) {
+            let (sessionBegan, refusal, endedEarly) = state.withLockedValue { ($0.sessions > sessionsBefore, $0.endpointRefusal, $0.endedEarly) }
+            if let refusal {
                 refusals[index] = refusal
                 // A refusal after this connection's session began would come again from the same endpoint
                 // after every session: final, as with one endpoint.
-                let afterASession = state.withLockedValue { $0.sessions } > sessionsBefore
-                if afterASession || refusals.count == configuration.endpoints.count {
-                    fail(with: afterASession ? refusal : everyEndpointRefused(refusals))
+                if sessionBegan || refusals.count == configuration.endpoints.count {
+                    fail(with: sessionBegan ? refusal : everyEndpointRefused(refusals))
                     break
                 }
                 log("\(endpoint) refused this client (\(refusal.message)); trying the next endpoint")
             }
             // A connection that got as far as WELCOME worked: the next failure starts the backoff afresh.
-            if state.withLockedValue({ $0.sessions }) > sessionsBefore {
+            if sessionBegan {
                 backoff.reset()
                 failures = 0
                 downSince = .now
                 refusals.removeAll()
             } else {
                 failures += 1
-                if reason == nil, let how = state.withLockedValue({ $0.endedEarly }) { reason = "\(endpoint) \(how)" }
+                if reason == nil, let how = endedEarly { reason = "\(endpoint) \(how)" }
             }
             state.withLockedValue { $0.reconnects += 1 }
             metrics.reconnects.increment()
@@ -491,10 +491,7 @@ public final class LinkClient: Service, Sendable {
         }
         let kind: LinkError.Kind = code == .replaced ? .replaced : .rejected(code)
         let error = LinkError(kind, code == .replaced ? text : "the server refused this client: \(text)")
-        // Only the handshake's refusals are the endpoint's own (the token and the version are checked in
-        // HELLO, before any data). A refusal of the data, or another sender owning the client id, would be
-        // the same at every endpoint.
-        if code == .unauthorized || code == .unsupportedVersion {
+        if code.refusesTheHandshake {
             refusedByEndpoint(error, text: text)
         } else {
             fail(with: error)

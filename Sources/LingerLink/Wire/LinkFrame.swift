@@ -106,6 +106,13 @@ public struct LinkCloseCode: RawRepresentable, Sendable, Hashable, CustomStringC
         self == .shuttingDown || self == .tooManyConnections || self == .idleTimeout || self == .sinkFailure
     }
 
+    /// Whether the refusal is of the client's handshake (its token or version, checked in HELLO before any
+    /// data), which is the server's own configuration: another server of a list may accept the same client.
+    /// A refusal of the data, or another sender owning the client id, would be the same at every server.
+    public var refusesTheHandshake: Bool {
+        self == .unauthorized || self == .unsupportedVersion
+    }
+
     public var description: String {
         switch self {
         case .shuttingDown: "shutting down"

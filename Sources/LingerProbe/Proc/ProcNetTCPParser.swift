@@ -135,14 +135,12 @@ private struct LineCursor {
         return Endpoint(address: address, port: port)
     }
 
-    /// `tm->when` in clock ticks, signed. The kernel prints a `long` as unsigned hex: a 32-bit kernel, or an
-    /// old one that did not clamp an expired timer at 0, prints a small negative delta as its two's complement
-    /// in 8 or 16 digits. A value outside `Int32` is read as its low 32 bits, signed; that also keeps
-    /// `ticks * 1000` from overflowing on a line no kernel wrote (the fuzzer's `AAAAAA0000000000`).
-    static func ticks(_ when: UInt64) -> Int64 {
-        let signed = Int64(bitPattern: when)
-        return Int64(Int32.min)...Int64(Int32.max) ~= signed ? signed : Int64(Int32(truncatingIfNeeded: when))
-    }
+    /// `tm->when` in clock ticks, signed: its low 32 bits. The kernel prints a `long` as unsigned hex, so a
+    /// 32-bit kernel, or an old one that did not clamp an expired timer at 0, prints a small negative delta as
+    /// its two's complement in 8 or 16 digits; both read back as the same negative number. Every real value
+    /// fits 32 bits (2^31 ticks is 248 days), and so `ticks * 1000` cannot overflow on a line no kernel wrote
+    /// (the fuzzer's `AAAAAA0000000000`).
+    static func ticks(_ when: UInt64) -> Int64 { Int64(Int32(truncatingIfNeeded: when)) }
 
     mutating func record(states: TCPStateSet) throws -> SocketRecord? {
         skipField()  // "sl:"
