@@ -173,6 +173,7 @@ struct CommandLineTests {
             (["send", "--max-line-bytes", "-5", "127.0.0.1:1"], ["--max-line-bytes", "-5"]),
             (["send", "--idle-timeout", "0s", "127.0.0.1:1"], ["--idle-timeout must be more than 0"]),
             (["send", "--backoff-initial", "0ms", "127.0.0.1:1"], ["--backoff-initial must be at least 1ms"]),
+            (["send", "--outbox-bytes", "lots", "127.0.0.1:1"], ["--outbox-bytes", "lots", "MiB"]),
             (["watch", "--interval", "-1"], ["--interval"]),
             (["capacity", "--rate", "5", "--time-wait", "-1"], ["--time-wait"]),
             (["send", "--spool", "/tmp/x", "--spool-sync", "always", "127.0.0.1:1"], ["--spool-sync", "always", "append", "none"]),

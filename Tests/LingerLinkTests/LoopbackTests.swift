@@ -96,6 +96,54 @@ struct LoopbackTests {
         }
     }
 
+    /// The outbox is what bounds a sender's memory: past its messages or its bytes (frames included), `send`
+    /// throws `.outboxFull` when told not to wait; a message larger than the bound still goes alone into an
+    /// empty outbox (or it could never be sent); and acknowledgements make room again.
+    @Test func theOutboxBoundsWhatIsUnacknowledged() async throws {
+        let sink = ScriptedSink()
+        let server = LinkServer(configuration: LinkServerConfiguration(host: "127.0.0.1", port: 0, sink: sink), logger: Logger(label: "s"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            let endpoint = LinkClientConfiguration.Endpoint(host: "127.0.0.1", port: try #require(try await server.listeningAddress().port))
+            let byBytes = LinkClient(
+                configuration: LinkClientConfiguration(endpoints: [endpoint], clientID: "bytes", outboxBytes: 1000, waitWhenFull: false),
+                logger: Logger(label: "b"))
+            let byMessages = LinkClient(
+                configuration: LinkClientConfiguration(endpoints: [endpoint], clientID: "messages", outboxMessages: 2, waitWhenFull: false),
+                logger: Logger(label: "m"))
+            group.addTask { try? await byBytes.run() }
+            group.addTask { try? await byMessages.run() }
+            _ = try await byBytes.start()
+            _ = try await byMessages.start()
+            let isOutboxFull: @Sendable (any Error) -> Bool = { ($0 as? LinkError)?.kind == .outboxFull }
+
+            sink.hold()
+            try await byBytes.send([UInt8](repeating: UInt8(ascii: "a"), count: 1500))
+            await #expect(performing: { try await byBytes.send(Array("b".utf8)) }, throws: isOutboxFull)
+            try await byMessages.send(Array("m1".utf8))
+            try await byMessages.send(Array("m2".utf8))
+            await #expect(performing: { try await byMessages.send(Array("m3".utf8)) }, throws: isOutboxFull)
+            #expect(byBytes.unacknowledged == 1 && byMessages.unacknowledged == 2)
+            sink.release()
+            try await byBytes.flush()
+            try await byMessages.flush()
+
+            sink.hold()
+            try await byBytes.send([UInt8](repeating: UInt8(ascii: "c"), count: 400))
+            try await byBytes.send([UInt8](repeating: UInt8(ascii: "d"), count: 400))
+            await #expect(performing: { try await byBytes.send([UInt8](repeating: UInt8(ascii: "e"), count: 400)) }, throws: isOutboxFull)
+            try await byMessages.send(Array("m4".utf8))
+            sink.release()
+            try await byBytes.flush()
+            try await byMessages.flush()
+            try await byBytes.close()
+            try await byMessages.close()
+            group.cancelAll()
+        }
+        let stored = sink.stored.split(separator: "\n").map { $0.count > 3 ? "\($0.first!) × \($0.count)" : String($0) }
+        #expect(stored.sorted() == ["a × 1500", "c × 400", "d × 400", "m1", "m2", "m4"])
+    }
+
     /// A collector that refuses the token in its handshake (one not yet given the rotated token file) is that
     /// collector's setup, not the client's: with several endpoints the client moves on to the next. Only when
     /// every endpoint has refused does the link end, naming each, instead of cycling between them.
