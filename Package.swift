@@ -123,7 +123,7 @@ let package = Package(
         .testTarget(
             name: "LingerLinkTests",
             dependencies: [
-                "LingerLink",
+                "LingerLink", "CLingerZlib",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

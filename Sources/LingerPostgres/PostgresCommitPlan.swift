@@ -10,6 +10,8 @@ struct PostgresCommitPlan {
     struct Mark: Equatable {
         var sequence: UInt64
         var check: UInt64
+        /// The stream's content digest (`LinkContentDigest`); 0 when unknown.
+        var digest: UInt64 = 0
     }
 
     enum Decision: Equatable {
@@ -34,13 +36,16 @@ struct PostgresCommitPlan {
                 decisions.append(.alreadyStored)
                 continue
             }
-            let mark = current[batch.key]?.sequence ?? 0
+            let before = current[batch.key] ?? Mark(sequence: 0, check: 0)
+            let mark = before.sequence
             guard epochs[batch.key.clientID] == batch.epoch else {
                 decisions.append(.fenced)
                 continue
             }
             if batch.firstSequence == mark &+ 1 {
-                let moved = Mark(sequence: batch.lastSequence, check: batch.lastMessageCheck)
+                let moved = Mark(
+                    sequence: batch.lastSequence, check: batch.lastMessageCheck,
+                    digest: batch.digest(continuing: before.digest, from: before.sequence))
                 current[batch.key] = moved
                 newMarks[batch.key] = moved
                 decisions.append(.insert)

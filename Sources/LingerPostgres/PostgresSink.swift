@@ -108,10 +108,11 @@ public final class PostgresSink: LinkSink {
             // A statement of its own, after the row lock: it sees every commit the claim waited for.
             var marks: [String: LinkStreamMark] = [:]
             let rows = try await connection.query(
-                "SELECT stream, seq, fingerprint FROM \(unescaped: address.marksTable) WHERE client_id = \(clientID)",
+                "SELECT stream, seq, fingerprint, digest FROM \(unescaped: address.marksTable) WHERE client_id = \(clientID)",
                 logger: logger)
-            for try await (stream, sequence, check) in rows.decode((String, Int64, Int64).self) {
-                marks[stream] = LinkStreamMark(stream: stream, sequence: UInt64(sequence), check: UInt64(bitPattern: check))
+            for try await (stream, sequence, check, digest) in rows.decode((String, Int64, Int64, Int64?).self) {
+                marks[stream] = LinkStreamMark(
+                    stream: stream, sequence: UInt64(sequence), check: UInt64(bitPattern: check), digest: UInt64(bitPattern: digest ?? 0))
             }
             _ = try await connection.query("COMMIT", logger: logger)
             return LinkSinkClaim(epoch: UInt64(epoch), marks: marks)
@@ -127,15 +128,16 @@ public final class PostgresSink: LinkSink {
             var marks: [LinkStreamKey: PostgresCommitPlan.Mark] = [:]
             let rows = try await connection.query(
                 """
-                SELECT c.client_id, c.epoch, m.stream, m.seq, m.fingerprint
+                SELECT c.client_id, c.epoch, m.stream, m.seq, m.fingerprint, m.digest
                 FROM \(unescaped: address.clientsTable) c LEFT JOIN \(unescaped: address.marksTable) m USING (client_id)
                 WHERE c.client_id = ANY(\(clients)) FOR SHARE OF c
                 """,
                 logger: logger)
-            for try await (client, epoch, stream, sequence, check) in rows.decode((String, Int64, String?, Int64?, Int64?).self) {
+            for try await (client, epoch, stream, sequence, check, digest) in rows.decode((String, Int64, String?, Int64?, Int64?, Int64?).self) {
                 epochs[client] = UInt64(epoch)
                 if let stream, let sequence, let check {
-                    marks[LinkStreamKey(clientID: client, stream: stream)] = .init(sequence: UInt64(sequence), check: UInt64(bitPattern: check))
+                    marks[LinkStreamKey(clientID: client, stream: stream)] = .init(
+                        sequence: UInt64(sequence), check: UInt64(bitPattern: check), digest: UInt64(bitPattern: digest ?? 0))
                 }
             }
             let plan = PostgresCommitPlan(batches: batches, epochs: epochs, marks: marks)
@@ -144,10 +146,12 @@ public final class PostgresSink: LinkSink {
                 let moved = plan.newMarks.sorted { ($0.key.clientID, $0.key.stream) < ($1.key.clientID, $1.key.stream) }
                 _ = try await connection.query(
                     """
-                    INSERT INTO \(unescaped: address.marksTable) (client_id, stream, seq, fingerprint)
+                    INSERT INTO \(unescaped: address.marksTable) (client_id, stream, seq, fingerprint, digest)
                     SELECT * FROM unnest(\(moved.map(\.key.clientID))::text[], \(moved.map(\.key.stream))::text[],
-                                         \(moved.map { Int64($0.value.sequence) })::int8[], \(moved.map { Int64(bitPattern: $0.value.check) })::int8[])
-                    ON CONFLICT (client_id, stream) DO UPDATE SET seq = excluded.seq, fingerprint = excluded.fingerprint, updated_at = now()
+                                         \(moved.map { Int64($0.value.sequence) })::int8[], \(moved.map { Int64(bitPattern: $0.value.check) })::int8[],
+                                         \(moved.map { Int64(bitPattern: $0.value.digest) })::int8[])
+                    ON CONFLICT (client_id, stream) DO UPDATE
+                    SET seq = excluded.seq, fingerprint = excluded.fingerprint, digest = excluded.digest, updated_at = now()
                     """,
                     logger: logger)
             }

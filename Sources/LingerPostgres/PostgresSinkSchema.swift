@@ -5,8 +5,9 @@ import PostgresNIO
 ///
 /// - `<table>` (`linger_lines`): one row per message, keyed by (client_id, stream, seq). The primary key is the
 ///   last line of defence: even a bug in fencing could not store a message twice.
-/// - `<table>_marks`: each stream's high-water mark and the fingerprint of its last message, moved in the same
-///   transaction as the rows (the resume point every collector reads).
+/// - `<table>_marks`: each stream's high-water mark, the fingerprint of its last message and the digest of its
+///   whole content (`LinkContentDigest`; NULL in rows of an earlier build), moved in the same transaction as
+///   the rows (the resume point every collector reads).
 /// - `<table>_clients`: each client id's newest connection epoch (see `LinkSink`'s fencing), shared by every
 ///   collector of the database.
 enum PostgresSinkSchema {
@@ -21,7 +22,7 @@ enum PostgresSinkSchema {
     ]
     static let markColumns = [
         Column(name: "client_id", type: "text"), Column(name: "stream", type: "text"),
-        Column(name: "seq", type: "bigint"), Column(name: "fingerprint", type: "bigint"),
+        Column(name: "seq", type: "bigint"), Column(name: "fingerprint", type: "bigint"), Column(name: "digest", type: "bigint"),
     ]
     static let clientColumns = [Column(name: "client_id", type: "text"), Column(name: "epoch", type: "bigint")]
 
@@ -35,8 +36,10 @@ enum PostgresSinkSchema {
             """
             CREATE TABLE IF NOT EXISTS \(address.marksTable) (client_id text NOT NULL, stream text NOT NULL, \
             seq bigint NOT NULL, fingerprint bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(), \
-            PRIMARY KEY (client_id, stream))
+            digest bigint, PRIMARY KEY (client_id, stream))
             """,
+            // Tables made by linger 0.2 lack the digest: added, empty (unknown for the streams already there).
+            "ALTER TABLE \(address.marksTable) ADD COLUMN IF NOT EXISTS digest bigint",
             """
             CREATE TABLE IF NOT EXISTS \(address.clientsTable) (client_id text PRIMARY KEY, epoch bigint NOT NULL, \
             claimed_at timestamptz NOT NULL DEFAULT now())

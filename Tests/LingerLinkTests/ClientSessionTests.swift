@@ -9,7 +9,7 @@ extension ClientSessionTests {
 
     @Test func anAckIsTakenOnceWelcomedAlsoWhileClosing() {
         var client = freshSession()
-        #expect(client.frameReceived(.welcome(serverID: "s", highestAccepted: 0)) == .established(mark: 0, streams: []))
+        #expect(client.frameReceived(.welcome(serverID: "s", highestAccepted: 0)) == .established(mark: 0, streams: [], features: []))
         #expect(client.frameReceived(.ack(stream: 0, sequence: 3)) == .acknowledged(stream: 0, 3))
         _ = client.closeRequested()
         #expect(client.frameReceived(.ack(stream: 0, sequence: 4)) == .acknowledged(stream: 0, 4), "what the server stored before our GOAWAY")

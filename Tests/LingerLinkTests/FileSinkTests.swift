@@ -255,6 +255,34 @@ struct FileSinkTests {
         #expect(again.marks[.init(clientID: "c1")] == 3 && again.openingNotes.isEmpty)
     }
 
+    /// Each commit record carries the stream's digest, which a restart reads back and continues; a record of
+    /// an earlier build (no digest) reads as unknown, and a stream continued from there stays unknown.
+    @Test func theDigestCoversTheWholeStreamAcrossARestartAndIsUnknownAfterAnOldRecord() throws {
+        let store = try storeWith(["one", "two"])
+        store.close()
+        let reopened = try FileSinkStore(path: data, policy: .everyBatch)
+        _ = reopened.claim(clientID: "c1")
+        #expect(try reopened.commit([batch(from: 3, ["three"])]) == [.stored])
+        reopened.close()
+        let again = try FileSinkStore(path: data, policy: .everyBatch)
+        let mark = again.claim(clientID: "c1").marks[""]
+        #expect(mark?.digest == Array("one\ntwo\nthree\n".utf8).withUnsafeBytes { LinkContentDigest.extend(0, withLines: $0) })
+        again.close()
+
+        // A log written by linger 0.2: six fields, no digest.
+        try? FileManager.default.removeItem(atPath: data)
+        try? FileManager.default.removeItem(atPath: state)
+        try "one\n".write(toFile: data, atomically: false, encoding: .utf8)
+        var info = stat()
+        stat(data, &info)
+        try "linger-state 2 \(info.st_dev) \(info.st_ino)\nc 4 c1 = 1 77\n".write(toFile: state, atomically: false, encoding: .utf8)
+        let old = try FileSinkStore(path: data, policy: .everyBatch)
+        #expect(old.claim(clientID: "c1").marks[""]?.digest == 0)
+        #expect(try old.commit([batch(from: 2, ["two"])]) == [.stored])
+        #expect(old.claim(clientID: "c1").marks[""]?.digest == 0, "a digest that does not cover the whole stream is worth nothing")
+        old.close()
+    }
+
     @Test func theStateLogIsCompactedAndReadsOldLogs() throws {
         // The first format: "<length> <client id> <seq>", no header.
         try "one\ntwo\n".write(toFile: data, atomically: false, encoding: .utf8)

@@ -261,4 +261,51 @@ struct LoopbackTests {
             group.cancelAll()
         }
     }
+
+    /// A follower of thousands of files, or of a log rotated thousands of times, opens more streams over one
+    /// connection than the server holds at once: each finished stream is closed on both sides (and the
+    /// client waits for room when too many are open), a finished name reopened continues after what it sent,
+    /// and each mark's digest covers everything stored on it.
+    @Test func finishedStreamsAreClosedSoALongRunNeverReachesTheLimit() async throws {
+        let sink = ScriptedSink()
+        let server = LinkServer(configuration: LinkServerConfiguration(host: "127.0.0.1", port: 0, sink: sink), logger: Logger(label: "s"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            let port = try #require(try await server.listeningAddress().port)
+            let configuration = LinkClientConfiguration(endpoints: [.init(host: "127.0.0.1", port: port)], clientID: "many")
+            let client = LinkClient(configuration: configuration, logger: Logger(label: "c"))
+            group.addTask { try await client.run() }
+            _ = try await client.start()
+            let count = LinkLimits.maximumOpenStreams + 300
+            for n in 0..<count {
+                let (stream, mark) = try await client.openStream("s\(n)")
+                #expect(mark.sequence == 0)
+                var batch = LinkBatch()
+                batch.append(Array("line \(n)".utf8))
+                try await client.send(batch, on: stream)
+                client.finishStream(stream)
+            }
+            try await client.flush()
+            // Reopened: numbered after what it sent, on the same connection.
+            let (again, mark) = try await client.openStream("s7")
+            #expect(mark.sequence == 1)
+            var more = LinkBatch()
+            more.append(Array("line 7 again".utf8))
+            #expect(try await client.send(more, on: again) == 2)
+            try await client.close()
+            #expect(client.reconnectCount == 0, "one connection throughout: nothing was refused")
+            #expect(sink.stored.split(separator: "\n").count == count + 1)
+
+            let second = LinkClient(configuration: configuration, logger: Logger(label: "c2"))
+            group.addTask { try await second.run() }
+            _ = try await second.start()
+            let seven = try #require(second.knownStreams.first { $0.stream == "s7" })
+            let content = Array("line 7\nline 7 again\n".utf8)
+            #expect(seven.sequence == 2)
+            #expect(seven.digest == content.withUnsafeBytes { LinkContentDigest.extend(LinkContentDigest.empty, withLines: $0) })
+            #expect(LinkContentDigest.length(of: seven.digest) == UInt32(content.count))
+            try await second.close()
+            group.cancelAll()
+        }
+    }
 }

@@ -80,7 +80,7 @@ struct ServerHandlerTests {
         try await Harness().run { harness in
             let channel = try await harness.connection()
             try await Self.send([hello(idleMilliseconds: 3000)], to: channel)
-            #expect(try await Self.replies(channel) == [.welcome(serverID: "t", highestAccepted: 0)])
+            #expect(try await Self.replies(channel) == [.welcome(serverID: "t", highestAccepted: 0, features: .current)])
             harness.sink.hold()
             try await Self.send([.data(sequence: 1, payload: ByteBuffer(string: "a")), .data(sequence: 2, payload: ByteBuffer(string: "b"))], to: channel)
             try await Task.sleep(for: .milliseconds(20))
@@ -213,7 +213,7 @@ struct ServerHandlerTests {
             #expect(try await Self.replies(old) == [.ack(sequence: 1)])
             let new = try await harness.connection()
             try await Self.send([hello()], to: new)
-            #expect(try await Self.replies(new) == [.welcome(serverID: "t", highestAccepted: 1)], "resumes after what the old one stored")
+            #expect(try await Self.replies(new) == [.welcome(serverID: "t", highestAccepted: 1, features: .current)], "resumes after what the old one stored")
             let dismissal = try await Self.replies(old)
             guard case .goAway(.replaced, let text) = dismissal.first else { Issue.record("expected GOAWAY replaced, got \(dismissal)"); return }
             #expect(text.contains("another sender took over client id c1"))

@@ -272,12 +272,50 @@ extension ServerSessionTests {
         #expect(session.frameReceived(.open(stream: 1, id: "a")) == .none)
         #expect(session.frameReceived(.open(stream: 2, id: "a")) == .error(.protocolError, ""))
     }
+
+    /// A long run opens far more streams than one connection may hold at once: a closed one no longer counts,
+    /// and its name reopened later on the same connection resumes after what it stored.
+    @Test func aClosedStreamIsForgottenAndItsNameResumesWhereItStood() {
+        var session = streaming()
+        for round in 0..<(ServerSession.maximumStreams + 10) {
+            let number = UInt32(round + 1)
+            #expect(session.frameReceived(.open(stream: number, id: "f\(round)")) == .none, "stream \(round)")
+            var run = ByteBuffer()
+            run.writeLinkFrame(.data(stream: number, sequence: 1, payload: ByteBuffer(string: "x")))
+            if case .commit = session.dataReceived(run) {} else { Issue.record("expected a commit"); return }
+            #expect(session.committed([.stored]) == .acknowledge([.init(stream: number, through: 1)], next: nil))
+            #expect(session.frameReceived(.closeStream(stream: number)) == .none)
+        }
+        let again = UInt32(ServerSession.maximumStreams + 11)
+        #expect(session.frameReceived(.open(stream: again, id: "f0")) == .none)
+        var run = ByteBuffer()
+        run.writeLinkFrame(.data(stream: again, sequence: 1, payload: ByteBuffer(string: "dup")))
+        run.writeLinkFrame(.data(stream: again, sequence: 2, payload: ByteBuffer(string: "y")))
+        guard case .commit(let batches) = session.dataReceived(run) else { Issue.record("expected a commit"); return }
+        #expect(batches.map { "\($0.firstSequence) \(text($0))" } == ["2 y\n"], "1 was stored before the close")
+    }
+
+    @Test func tooManyOpenStreamsAndClosingWhatIsUnacknowledgedAreRefused() {
+        var session = streaming()
+        for number in 1...UInt32(ServerSession.maximumStreams) {
+            #expect(session.frameReceived(.open(stream: number, id: "s\(number)")) == .none)
+        }
+        var full = session
+        #expect(full.frameReceived(.open(stream: 9999, id: "one-more")) == .error(.protocolError, ""))
+        var run = ByteBuffer()
+        run.writeLinkFrame(.data(stream: 1, sequence: 1, payload: ByteBuffer(string: "x")))
+        _ = session.dataReceived(run)
+        var inFlight = session
+        #expect(inFlight.frameReceived(.closeStream(stream: 1)) == .error(.protocolError, ""), "its ACK has not gone out")
+        var unknown = session
+        #expect(unknown.frameReceived(.closeStream(stream: 9999)) == .error(.protocolError, ""))
+    }
 }
 
 struct ClientSessionTests {
     @Test func pingsWhenQuietAndReplacesAHalfOpenConnection() {
         var session = ClientSession(pingInterval: .seconds(1), idleTimeout: .seconds(3))
-        #expect(session.frameReceived(.welcome(serverID: "s", highestAccepted: 7)) == .established(mark: 7, streams: []))
+        #expect(session.frameReceived(.welcome(serverID: "s", highestAccepted: 7)) == .established(mark: 7, streams: [], features: []))
         #expect(session.readIdle() == .ping)
         #expect(session.readIdle() == .ping)
         #expect(session.frameReceived(.ping(token: 0)) == .pong(0), "a server PING counts as life and is answered")

@@ -11,7 +11,13 @@ struct WireTests {
             LinkStreamMark(stream: "f1024-9ae16a3b2f90404f-0", sequence: 7, check: 0xdead_beef),
             LinkStreamMark(stream: "spool", sequence: 0, check: 0),
         ]),
+        .welcome(serverID: "linger", highestAccepted: 3, streams: [
+            LinkStreamMark(stream: "f1024-9ae16a3b2f90404f-0", sequence: 7, check: 0xdead_beef, digest: 0x0000_0040_1234_5678),
+            LinkStreamMark(stream: "spool", sequence: 0, check: 0),
+        ], features: .current),
+        .welcome(serverID: "linger", highestAccepted: 0, streams: [], features: .streamClose),
         .open(stream: 3, id: "f1024-9ae16a3b2f90404f-0"),
+        .closeStream(stream: 3),
         .data(sequence: 42, payload: ByteBuffer(string: "hello, world")),
         .data(stream: 3, sequence: 1, payload: ByteBuffer(string: "on a named stream")),
         .data(sequence: 43, payload: ByteBuffer()),

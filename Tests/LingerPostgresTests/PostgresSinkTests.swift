@@ -79,6 +79,27 @@ struct PostgresSinkTests {
         try await collectorB.close()
     }
 
+    /// The digest covers the whole stream across commits and collectors; a marks table made by linger 0.2
+    /// (no digest column) gets one, and its old marks read as unknown (0) and stay so.
+    @Test func marksCarryTheWholeStreamsDigestAndAnOldMarksTableIsMigrated() async throws {
+        try TestDatabase.psql("""
+            CREATE TABLE \(table)_marks (client_id text NOT NULL, stream text NOT NULL, seq bigint NOT NULL, \
+            fingerprint bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (client_id, stream));
+            INSERT INTO \(table)_marks (client_id, stream, seq, fingerprint) VALUES ('old', 'a', 5, 42)
+            """)
+        let sink = try await open()
+        let epoch = try await sink.claim(clientID: "c").epoch
+        let first = batch("c", stream: "s", epoch: epoch, from: 1, count: 3), second = batch("c", stream: "s", epoch: epoch, from: 4, count: 2)
+        #expect(try await sink.commit([first]) == [.stored])
+        #expect(try await sink.commit([second]) == [.stored])
+        let claim = try await sink.claim(clientID: "c")
+        let whole = first.lines.readableBytesView + second.lines.readableBytesView
+        #expect(claim.marks["s"]?.digest == Array(whole).withUnsafeBytes { LinkContentDigest.extend(LinkContentDigest.empty, withLines: $0) })
+        let old = try await sink.claim(clientID: "old")
+        #expect(old.marks["a"]?.sequence == 5 && old.marks["a"]?.digest == 0, "unknown, not made up")
+        try await sink.close()
+    }
+
     @Test func aClaimOnAnotherCollectorFencesTheOlderConnection() async throws {
         let collectorA = try await open(), collectorB = try await open()
         let old = try await collectorA.claim(clientID: "c").epoch

@@ -64,6 +64,12 @@ final class ClientConnectionHandler: ChannelInboundHandler {
                 opened.insert(number)
             }
             pump(context: context)
+        case let closed as CloseStreams where closed.channel === context.channel:
+            guard session.state == .streaming else { break }
+            for number in closed.numbers where opened.remove(number) != nil {
+                write(.closeStream(stream: number), context: context)
+            }
+            context.flush()
         case is CloseRequested:
             run(session.closeRequested(), context: context)
         case let event as IdleStateHandler.IdleStateEvent where event == .read:
@@ -94,8 +100,8 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         switch action {
         case .none:
             break
-        case .established(let mark, let streams):
-            if let reopen = client.established(serverHighest: mark, streams: streams, channel: context.channel) {
+        case .established(let mark, let streams, let features):
+            if let reopen = client.established(serverHighest: mark, streams: streams, features: features, channel: context.channel) {
                 for (number, name) in reopen {
                     write(.open(stream: number, id: name), context: context)
                     opened.insert(number)
@@ -171,6 +177,15 @@ struct CloseRequested {}
 /// Asks the connection handler to send OPEN for streams opened while it streams.
 struct OpenStreams {
     var streams: [(UInt32, String)]
+}
+
+/// Asks a connection's handler to send CLOSE for finished streams the client forgot (see
+/// ``LinkServerFeatures/streamClose``); a connection they were not opened on ignores them.
+struct CloseStreams {
+    var numbers: [UInt32]
+    var channel: any Channel
+
+    func send() { channel.pipeline.fireUserInboundEventTriggered(self) }
 }
 
 /// A connection error in words (errno text, "name does not resolve"), not a Swift type dump: what a user

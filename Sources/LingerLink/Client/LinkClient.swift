@@ -39,6 +39,8 @@ public final class LinkClient: Service, Sendable {
 
     private enum Condition {
         case established, space(Int, Int), acknowledged([UInt32: UInt64]), closing, stopped
+        /// Fewer named streams open than the server allows on one connection.
+        case streamRoom
     }
 
     private struct Waiter {
@@ -52,11 +54,17 @@ public final class LinkClient: Service, Sendable {
         var outboxes: [UInt32: Outbox] = [0: Outbox()]
         /// Named streams opened, by number: reopened on every new connection.
         var streamNames: [UInt32: String] = [:]
+        /// The same, by name.
+        var streamNumbers: [String: UInt32] = [:]
         /// Named streams to forget once everything sent on them is acknowledged.
         var finishing: Set<UInt32> = []
         var nextStream: UInt32 = 1
-        /// The named streams the server knew at the last WELCOME.
+        /// The named streams the server knew at the last WELCOME, and those finished since (their last sequence).
         var knownMarks: [String: LinkStreamMark] = [:]
+        /// What the server of the current session understands beyond version 2.
+        var serverFeatures: LinkServerFeatures = []
+        /// Finished streams forgotten since the last pump, for the connection to CLOSE.
+        var closedStreams: [UInt32] = []
         var established = false
         var serverHighestAtStart: UInt64 = 0
         var channel: (any Channel)?
@@ -82,17 +90,60 @@ public final class LinkClient: Service, Sendable {
         var sentCount: UInt64 = 0
         var acknowledgedCount: UInt64 = 0
 
-        var unacknowledged: Int { outboxes.values.reduce(0) { $0 + $1.count } }
-        var unacknowledgedBytes: Int { outboxes.values.reduce(0) { $0 + $1.bytes } }
-        var isEmpty: Bool { outboxes.values.allSatisfy(\.isEmpty) }
+        /// The streams just forgotten, for the current connection to CLOSE (nil when none, or no connection:
+        /// a later connection does not reopen them).
+        mutating func takeClosedStreams() -> CloseStreams? {
+            defer { closedStreams.removeAll() }
+            guard !closedStreams.isEmpty, let channel else { return nil }
+            return CloseStreams(numbers: closedStreams, channel: channel)
+        }
 
-        /// Forgets finished streams whose messages are all acknowledged.
-        mutating func dropFinishedStreams() {
-            for number in finishing where outboxes[number]?.isEmpty ?? true {
+        /// Streams whose outbox holds unacknowledged messages, and those with frames not yet handed to the
+        /// connection: a follower of thousands of files has thousands of streams open, and a walk over every
+        /// outbox per send or ACK made it quadratic.
+        var holding: [UInt32: (messages: Int, bytes: Int)] = [:]
+        var unsent: Set<UInt32> = []
+        private(set) var unacknowledged = 0
+        private(set) var unacknowledgedBytes = 0
+        /// When the age of the oldest unacknowledged message was last recorded (a walk over ``holding``).
+        var oldestRecordedAt = ContinuousClock.Instant.now - .seconds(1)
+
+        var isEmpty: Bool { holding.isEmpty }
+
+        /// Notes what an outbox holds after it changed.
+        mutating func update(_ number: UInt32) {
+            let before = holding[number] ?? (0, 0)
+            let outbox = outboxes[number]
+            let now = outbox.map { ($0.count, $0.bytes) } ?? (0, 0)
+            unacknowledged += now.0 - before.messages
+            unacknowledgedBytes += now.1 - before.bytes
+            holding[number] = now.0 == 0 ? nil : now
+            if let outbox, outbox.sentThrough < outbox.lastSequence { unsent.insert(number) } else { unsent.remove(number) }
+        }
+
+        /// Forgets finished streams whose messages are all acknowledged; their last sequence is kept as a
+        /// mark, so the same name reopened later continues after it. Returns whether any was dropped.
+        @discardableResult
+        mutating func dropFinishedStreams() -> Bool {
+            // A server that cannot be told keeps every stream open on the connection: forgetting one here would
+            // make a reopen of its name an OPEN of a name the server holds open, which it refuses for good.
+            guard serverFeatures.contains(.streamClose) else { return false }
+            var dropped = false
+            for number in finishing where holding[number] == nil {
+                if let name = streamNames[number] {
+                    streamNumbers[name] = nil
+                    let last = outboxes[number]?.lastSequence ?? 0
+                    let known = knownMarks[name]
+                    knownMarks[name] = known?.sequence == last ? known! : LinkStreamMark(stream: name, sequence: last, check: 0)
+                }
                 outboxes[number] = nil
                 streamNames[number] = nil
                 finishing.remove(number)
+                update(number)
+                closedStreams.append(number)
+                dropped = true
             }
+            return dropped
         }
     }
 
@@ -127,9 +178,23 @@ public final class LinkClient: Service, Sendable {
             throw LinkError(.configuration, "stream name '\(name)' must be 1-128 characters of A-Z a-z 0-9 . _ : -")
         }
         try await wait(for: .established)
+        while true {
+            let reopened = try state.withLockedValue { state -> (LinkStream, LinkStreamMark)? in
+                if let failure = state.failure { throw failure }
+                guard let number = state.streamNumbers[name] else { return nil }
+                // Finished, not yet forgotten (its last messages await their ACK): it goes on as it was.
+                guard state.finishing.remove(number) != nil else { throw LinkError(.configuration, "stream '\(name)' is already open") }
+                let last = state.outboxes[number]?.lastSequence ?? 0
+                return (LinkStream(name: name, number: number), LinkStreamMark(stream: name, sequence: last, check: 0))
+            }
+            if let reopened { return reopened }
+            let full = state.withLockedValue { $0.streamNames.count >= LinkLimits.maximumOpenStreams }
+            guard full else { break }
+            try await wait(for: .streamRoom)
+        }
         let (stream, mark, channel) = try state.withLockedValue { state -> (LinkStream, LinkStreamMark, (any Channel)?) in
             if let failure = state.failure { throw failure }
-            if state.streamNames.values.contains(name) { throw LinkError(.configuration, "stream '\(name)' is already open") }
+            if state.streamNumbers[name] != nil { throw LinkError(.configuration, "stream '\(name)' is already open") }
             let number = state.nextStream
             state.nextStream += 1
             let mark = state.knownMarks[name] ?? LinkStreamMark(stream: name, sequence: 0, check: 0)
@@ -137,6 +202,7 @@ public final class LinkClient: Service, Sendable {
             _ = outbox.resume(serverHighest: mark.sequence)
             state.outboxes[number] = outbox
             state.streamNames[number] = name
+            state.streamNumbers[name] = number
             return (LinkStream(name: name, number: number), mark, state.channel)
         }
         channel?.pipeline.fireUserInboundEventTriggered(OpenStreams(streams: [(stream.number, name)]))
@@ -147,10 +213,14 @@ public final class LinkClient: Service, Sendable {
     /// file read to its end). Its mark stays on the server.
     public func finishStream(_ stream: LinkStream) {
         guard stream.number != 0 else { return }
-        state.withLockedValue { state in
+        let (waiters, closing) = state.withLockedValue { state -> ([Waiter], CloseStreams?) in
+            guard state.streamNames[stream.number] != nil else { return ([], nil) }
             state.finishing.insert(stream.number)
-            state.dropFinishedStreams()
+            guard state.dropFinishedStreams() else { return ([], nil) }
+            return (takeReadyWaiters(&state), state.takeClosedStreams())
         }
+        closing?.send()
+        resume(waiters)
     }
 
     /// Queues one message; returns its sequence number. Waits for the first session, and for room in the
@@ -191,6 +261,7 @@ public final class LinkClient: Service, Sendable {
                     return nil
                 }
                 let last = state.outboxes[stream.number]!.append(batch: pending.take()!)
+                state.update(stream.number)
                 state.sentCount += UInt64(count)
                 guard let channel = state.channel, !state.pumpScheduled else { return (last, nil) }
                 state.pumpScheduled = true
@@ -216,7 +287,9 @@ public final class LinkClient: Service, Sendable {
 
     /// Returns once the server has acknowledged every message sent so far, on every stream.
     public func flush() async throws {
-        let last = state.withLockedValue { $0.outboxes.mapValues(\.lastSequence) }
+        let last = state.withLockedValue { state in
+            Dictionary(uniqueKeysWithValues: state.holding.keys.map { ($0, state.outboxes[$0]!.lastSequence) })
+        }
         try await wait(for: .acknowledged(last))
     }
 
@@ -402,13 +475,15 @@ public final class LinkClient: Service, Sendable {
     /// this connection, or nil (the handler then closes it gracefully): when the client is closing, or (failing
     /// the link) when the server holds more of a stream than this client ever sent on it on a later session:
     /// another sender wrote with the same id.
-    func established(serverHighest: UInt64, streams: [LinkStreamMark], channel: any Channel) -> [(UInt32, String)]? {
+    func established(serverHighest: UInt64, streams: [LinkStreamMark], features: LinkServerFeatures, channel: any Channel) -> [(UInt32, String)]? {
         let marks = Dictionary(streams.map { ($0.stream, $0) }, uniquingKeysWith: { a, _ in a })
         let (waiters, reopen) = state.withLockedValue { state -> ([Waiter], [(UInt32, String)]?) in
             // close() began while this connection was being made: nobody else will close it (the close request
             // went to the connection before, or to none), so it closes at once, client first.
             if state.closing { return ([], nil) }
             state.knownMarks = marks
+            state.serverFeatures = features
+            state.closedStreams.removeAll()
             var serverMarks: [UInt32: UInt64] = [0: serverHighest]
             for (number, name) in state.streamNames { serverMarks[number] = marks[name]?.sequence ?? 0 }
             if state.established {
@@ -423,6 +498,7 @@ public final class LinkClient: Service, Sendable {
             }
             for (number, mark) in serverMarks {
                 guard case let (acknowledged, resent)? = state.outboxes[number]?.resume(serverHighest: mark) else { continue }
+                state.update(number)
                 if resent > 0 { metrics.resends.increment(by: Int64(resent)) }
                 // Messages the server stored but whose ACK died with the last connection.
                 state.acknowledgedCount += UInt64(acknowledged)
@@ -443,23 +519,30 @@ public final class LinkClient: Service, Sendable {
     }
 
     func acknowledged(stream: UInt32, through sequence: UInt64) {
+        var closing: CloseStreams?
         let waiters = state.withLockedValue { state -> [Waiter] in
-            guard var outbox = state.outboxes[stream] else { return [] }
-            let bytesBefore = outbox.bytes
-            let newly = outbox.acknowledge(through: sequence)
-            state.outboxes[stream] = outbox
-            if !state.finishing.isEmpty { state.dropFinishedStreams() }
+            guard let bytesBefore = state.outboxes[stream]?.bytes else { return [] }
+            let newly = state.outboxes[stream]!.acknowledge(through: sequence)
+            let bytesAfter = state.outboxes[stream]!.bytes
+            state.update(stream)
+            if state.finishing.contains(stream) && state.dropFinishedStreams() { closing = state.takeClosedStreams() }
             state.acknowledgedCount += UInt64(newly)
             metrics.messagesAcknowledged.increment(by: Int64(newly))
-            metrics.bytesAcknowledged.increment(by: Int64(bytesBefore - outbox.bytes))
+            metrics.bytesAcknowledged.increment(by: Int64(bytesBefore - bytesAfter))
             metrics.outboxDepth.record(state.unacknowledged)
-            if let oldest = state.outboxes.values.compactMap(\.oldestCreatedAt).min() {
-                metrics.oldestUnacknowledgedSeconds.record(Double((ContinuousClock.now - oldest).components.seconds))
-            } else {
+            // A gauge in whole seconds: once a second is enough, and spares a walk over every stream per ACK.
+            let now = ContinuousClock.now
+            if state.holding.isEmpty {
                 metrics.oldestUnacknowledgedSeconds.record(0)
+            } else if now - state.oldestRecordedAt >= .seconds(1) {
+                state.oldestRecordedAt = now
+                if let oldest = state.holding.keys.compactMap({ state.outboxes[$0]?.oldestCreatedAt }).min() {
+                    metrics.oldestUnacknowledgedSeconds.record(Double((now - oldest).components.seconds))
+                }
             }
             return takeReadyWaiters(&state)
         }
+        closing?.send()
         resume(waiters)
     }
 
@@ -467,8 +550,10 @@ public final class LinkClient: Service, Sendable {
     func takeUnsent(streams: Set<UInt32>) -> [ByteBuffer] {
         state.withLockedValue { state in
             var slices: [ByteBuffer] = []
-            for number in state.outboxes.keys.sorted() where streams.contains(number) {
+            // Streams in any order: each stream's own frames stay in order, and that is all the server needs.
+            for number in state.unsent where streams.contains(number) {
                 slices += state.outboxes[number]!.takeUnsent()
+                state.unsent.remove(number)
             }
             return slices
         }
@@ -609,6 +694,7 @@ public final class LinkClient: Service, Sendable {
         case .acknowledged(let marks): marks.allSatisfy { number, last in (state.outboxes[number]?.acknowledged ?? .max) >= last }
         case .closing: state.closing || state.failure != nil
         case .stopped: state.stopped
+        case .streamRoom: state.streamNames.count < LinkLimits.maximumOpenStreams
         }
     }
 

@@ -19,7 +19,7 @@ struct ClientSession {
     enum Action: Equatable {
         case none
         /// The session is up: resume from the server's marks, reopen the named streams, then send.
-        case established(mark: UInt64, streams: [LinkStreamMark])
+        case established(mark: UInt64, streams: [LinkStreamMark], features: LinkServerFeatures)
         case acknowledged(stream: UInt32, UInt64)
         case pong(UInt64)
         case ping
@@ -56,10 +56,10 @@ struct ClientSession {
         switch (state, frame) {
         case (.closed, _):
             return .none
-        case (.helloSent, .welcome(_, let mark, let streams)):
+        case (.helloSent, .welcome(_, let mark, let streams, let features)):
             state = .streaming
             established = true
-            return .established(mark: mark, streams: streams)
+            return .established(mark: mark, streams: streams, features: features)
         case (.streaming, .ack(let stream, let sequence)):
             return .acknowledged(stream: stream, sequence)
         case (.closing, .ack(let stream, let sequence)):

@@ -68,7 +68,8 @@ struct ServerSession {
             }
             var batches: [LinkSinkBatch] = []
             var acknowledgements: [Acknowledgement] = []
-            for index in streams.keys.sorted() {
+            // Sorted after filtering: a connection may hold thousands of open streams, few with pending messages.
+            for index in streams.compactMap({ $0.value.pending.isEmpty ? nil : $0.key }).sorted() {
                 guard var stream = streams[index], !stream.pending.isEmpty else { continue }
                 let batch = stream.pending
                 stream.pending = LinkSinkBatch(key: stream.key, epoch: epoch, firstSequence: batch.lastSequence + 1,
@@ -151,8 +152,9 @@ struct ServerSession {
         }
     }
 
-    /// Streams one connection may open: bounds the server's memory per connection.
-    static let maximumStreams = 4096
+    /// Streams open at once on one connection: bounds the server's memory per connection. A client forgets
+    /// the streams it finished (CLOSE), so only what it ships at the same time counts.
+    static let maximumStreams = LinkLimits.maximumOpenStreams
 
     let configuration: Configuration
     private(set) var state = State.awaitingHello
@@ -233,14 +235,33 @@ struct ServerSession {
             // client's close_notify, which swift-nio-ssl then waits out for 5 s in CLOSE_WAIT).
             return .none
         case (.streaming(var session), .open(let index, let id)):
+            state = .modifying  // the session's dictionaries are then changed in place, not copied
             guard index > 0, session.streams[index] == nil, LinkClientID.isValid(id),
-                !session.streams.values.contains(where: { $0.key.stream == id }), session.streams.count < Self.maximumStreams
+                !session.streams.values.contains(where: { $0.key.stream == id }), session.streams.count <= Self.maximumStreams
             else {
-                return fail(.protocolError, "cannot open stream \(index) as '\(id)': a number above 0 not yet open, a name of 1-128 of A-Z a-z 0-9 . _ : -, not open twice, at most \(Self.maximumStreams) streams")
+                state = .streaming(session)
+                return fail(.protocolError, "cannot open stream \(index) as '\(id)': a number above 0 not yet open, a name of 1-128 of A-Z a-z 0-9 . _ : -, not open twice, at most \(Self.maximumStreams) streams open at once")
             }
             let mark = session.marks[id]?.sequence ?? 0
             let key = LinkStreamKey(clientID: session.clientID, stream: id)
             session.streams[index] = StreamState(key: key, received: mark, pending: LinkSinkBatch(key: key, epoch: session.epoch, firstSequence: mark + 1))
+            state = .streaming(session)
+            return .none
+        case (.streaming(var session), .closeStream(let index)):
+            state = .modifying
+            // The client acknowledged everything on it before closing it, so nothing of it is pending or in
+            // flight; the mark moves into the session's marks, for a reopen of the same name on this connection.
+            guard index > 0, let stream = session.streams[index], stream.pending.isEmpty,
+                !(session.inFlight ?? []).contains(where: { $0.stream == index })
+            else {
+                state = .streaming(session)
+                return fail(.protocolError, "cannot close stream \(index): a number above 0 that is open, with nothing unacknowledged")
+            }
+            let previous = session.marks[stream.key.stream]
+            session.marks[stream.key.stream] = LinkStreamMark(
+                stream: stream.key.stream, sequence: stream.received,
+                check: previous?.sequence == stream.received ? previous!.check : 0)
+            session.streams[index] = nil
             state = .streaming(session)
             return .none
         case (_, .error):
@@ -577,6 +598,7 @@ extension LinkFrame {
         case .goAway: "GOAWAY"
         case .error: "ERROR"
         case .open: "OPEN"
+        case .closeStream: "CLOSE"
         }
     }
 }

@@ -193,7 +193,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
             logger.debug("client connected", metadata: [
                 "client": "\(client)", "peer": "\(peer)", "resumesAfter": "\(mark)", "streams": "\(streams.count)",
             ])
-            write(.welcome(serverID: serverID, highestAccepted: mark, streams: streams), context: context)
+            write(.welcome(serverID: serverID, highestAccepted: mark, streams: streams, features: .current), context: context)
             context.flush()
             if let keepalive, keepalive > .zero {
                 try? context.pipeline.syncOperations.addHandler(IdleStateHandler(writeTimeout: keepalive), position: .first)

@@ -5,9 +5,11 @@
 ///
 /// ```
 /// linger-state 2 <device> <inode>          the data file this log describes (first line)
-/// c <length> <client id> <stream> <seq> <check>   after a commit: the data file's committed length, the
-///                                          stream's new high-water mark (stream "=" is the unnamed one)
-///                                          and the fingerprint of its last message
+/// c <length> <client id> <stream> <seq> <check> <digest>   after a commit: the data file's committed
+///                                          length, the stream's new high-water mark (stream "=" is the
+///                                          unnamed one), the fingerprint of its last message and the
+///                                          stream's content digest (``LinkContentDigest``; records of
+///                                          earlier builds have none: unknown)
 /// a <length>                               content adopted with --adopt-existing (not written by linger)
 /// h <length> <fnv-1a 64 of those bytes>    the data file's first bytes (up to 4 KiB), written while it is
 ///                                          that short: with the inode, how a replaced file is recognised
@@ -55,11 +57,16 @@ struct FileSinkStateLog {
         case "linger-state" where first && fields.count == 4 && fields[1] == "2":
             guard let device = UInt64(fields[2]), let inode = UInt64(fields[3]) else { return false }
             identity = Identity(device: device, inode: inode)
-        case "c" where fields.count == 6:
+        case "c" where fields.count == 6 || fields.count == 7:
             guard let length = Int64(fields[1]), let sequence = UInt64(fields[4]), let check = UInt64(fields[5]) else { return false }
+            var digest: UInt64 = 0
+            if fields.count == 7 {
+                guard let value = UInt64(fields[6]) else { return false }
+                digest = value
+            }
             self.length = length
             let key = LinkStreamKey(clientID: fields[2], stream: fields[3] == Self.unnamedStream ? "" : fields[3])
-            marks[key] = MarkBook.Mark(sequence: sequence, check: check)
+            marks[key] = MarkBook.Mark(sequence: sequence, check: check, digest: digest)
         case "h" where fields.count == 3:
             guard let length = Int64(fields[1]), let hash = UInt64(fields[2]) else { return false }
             head = (length, hash)
@@ -78,7 +85,7 @@ struct FileSinkStateLog {
     static func header(_ identity: Identity) -> String { "linger-state 2 \(identity.device) \(identity.inode)\n" }
 
     static func commitRecord(length: Int64, key: LinkStreamKey, mark: MarkBook.Mark) -> String {
-        "c \(length) \(key.clientID) \(key.stream.isEmpty ? unnamedStream : key.stream) \(mark.sequence) \(mark.check)\n"
+        "c \(length) \(key.clientID) \(key.stream.isEmpty ? unnamedStream : key.stream) \(mark.sequence) \(mark.check) \(mark.digest)\n"
     }
 
     static func adoptRecord(length: Int64) -> String { "a \(length)\n" }

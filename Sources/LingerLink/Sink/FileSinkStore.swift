@@ -247,10 +247,12 @@ final class FileSinkStore {
         if dueForRotation { try rotate() }
         var length = committed
         var records = ""
+        var moved: [LinkStreamKey: MarkBook.Mark] = [:]
         for batch in stored {
             length += Int64(batch.lines.readableBytes)
-            records += FileSinkStateLog.commitRecord(
-                length: length, key: batch.key, mark: MarkBook.Mark(sequence: batch.lastSequence, check: batch.lastMessageCheck))
+            let mark = (moved[batch.key] ?? book.mark(batch.key)).after(batch)
+            moved[batch.key] = mark
+            records += FileSinkStateLog.commitRecord(length: length, key: batch.key, mark: mark)
         }
         var newHead = head
         let syncNow: Bool
@@ -286,7 +288,7 @@ final class FileSinkStore {
         head = newHead
         committed = length
         stateLength += Int64(records.utf8.count)
-        for batch in stored { book.record(batch) }
+        book.apply(moved)
         recordsSinceCompaction += stored.count
         if Self.dueForCompaction(records: recordsSinceCompaction, streams: book.marks.count) {
             // Only the log is rewritten, and atomically: a failure leaves the old, longer log in place.

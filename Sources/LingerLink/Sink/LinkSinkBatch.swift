@@ -57,6 +57,14 @@ public struct LinkSinkBatch: Sendable {
         }
     }
 
+    /// The stream's ``LinkContentDigest`` after this batch, given the digest at the mark before it
+    /// (`sequence`, the batch's first sequence minus one). 0 (unknown) when the bytes are not kept, or when
+    /// the digest before was unknown: a digest is only worth anything if it covers the whole stream.
+    public func digest(continuing digest: UInt64, from sequence: UInt64) -> UInt64 {
+        guard !lengths.isEmpty else { return 0 }
+        return lines.withUnsafeReadableBytes { LinkContentDigest.continuing(digest, at: sequence, withLines: $0) }
+    }
+
     /// Appends messages the server's receive path copies in itself: `body` gets room for at most `bytes` more
     /// bytes (each message followed by `\n`) and the lengths to extend, and returns the bytes it wrote.
     /// One buffer access for a run of messages: the receive path runs for every message, and the buffer's

@@ -13,7 +13,7 @@ extension ByteBuffer {
             writeShortString(hello.clientID)
             writeShortString(hello.token)
             writeInteger(hello.idleTimeoutMilliseconds)
-        case .welcome(let serverID, let highest, let streams):
+        case .welcome(let serverID, let highest, let streams, let features):
             writeInteger(LinkFrame.Kind.welcome.rawValue)
             writeShortString(serverID)
             writeInteger(highest)
@@ -23,6 +23,16 @@ extension ByteBuffer {
                 writeInteger(mark.sequence)
                 writeInteger(mark.check)
             }
+            // The extension block: older clients stop reading before it.
+            if !features.isEmpty {
+                writeInteger(features.rawValue)
+                if features.contains(.digests) {
+                    for mark in streams { writeInteger(mark.digest) }
+                }
+            }
+        case .closeStream(let stream):
+            writeInteger(LinkFrame.Kind.closeStream.rawValue)
+            writeInteger(stream)
         case .open(let stream, let id):
             writeInteger(LinkFrame.Kind.open.rawValue)
             writeInteger(stream)
@@ -122,11 +132,23 @@ extension ByteBuffer {
                 try need(16)
                 streams.append(LinkStreamMark(stream: stream, sequence: body.readInteger()!, check: body.readInteger()!))
             }
-            return .welcome(serverID: serverID, highestAccepted: highest, streams: streams)
+            // A server of an older build ends here; a newer one lists its features, and the digests after them.
+            var features: LinkServerFeatures = []
+            if body.readableBytes > 0 {
+                features = LinkServerFeatures(rawValue: try body.readIntegerOrThrow(field: "features"))
+                if features.contains(.digests) {
+                    try need(8 * streams.count)
+                    for index in streams.indices { streams[index].digest = body.readInteger()! }
+                }
+            }
+            return .welcome(serverID: serverID, highestAccepted: highest, streams: streams, features: features)
         case .open:
             try need(4)
             let stream: UInt32 = body.readInteger()!
             return .open(stream: stream, id: try body.readShortString(field: "stream id"))
+        case .closeStream:
+            try need(4)
+            return .closeStream(stream: body.readInteger()!)
         case .data:
             try need(12)
             let stream: UInt32 = body.readInteger()!

@@ -9,10 +9,17 @@ public enum LinkFrame: Sendable, Equatable {
     case hello(Hello)
     /// s→c: the resume points: the highest sequence the server has durably accepted on this client's unnamed
     /// stream (stream 0), and the marks of every named stream it knows for this client.
-    case welcome(serverID: String, highestAccepted: UInt64, streams: [LinkStreamMark] = [])
+    ///
+    /// `features` says what else this server understands (see ``LinkServerFeatures``): a server of an older
+    /// build sends none, and a client then sends nothing it would refuse.
+    case welcome(serverID: String, highestAccepted: UInt64, streams: [LinkStreamMark] = [], features: LinkServerFeatures = [])
     /// c→s: binds stream number `stream` (1 and up; 0 is the unnamed stream) to the stream named `id` for the
     /// rest of this connection. Its resume point is the mark WELCOME gave for `id`, or 0.
     case open(stream: UInt32, id: String)
+    /// c→s: the client sends nothing more on stream number `stream` on this connection, and everything it
+    /// sent there is acknowledged: the server forgets the number (its mark stays). Only to a server whose
+    /// WELCOME listed ``LinkServerFeatures/streamClose``.
+    case closeStream(stream: UInt32)
     /// c→s: one message on a stream.
     case data(stream: UInt32 = 0, sequence: UInt64, payload: ByteBuffer)
     /// s→c: everything on `stream` up to and including `sequence` is durably in the sink.
@@ -52,8 +59,25 @@ public enum LinkFrame: Sendable, Equatable {
 
     /// The one-byte frame types on the wire.
     enum Kind: UInt8 {
-        case hello = 1, welcome = 2, data = 3, ack = 4, ping = 5, pong = 6, goAway = 7, error = 8, open = 9
+        case hello = 1, welcome = 2, data = 3, ack = 4, ping = 5, pong = 6, goAway = 7, error = 8, open = 9, closeStream = 10
     }
+}
+
+/// What a server understands beyond version 2's frames, listed at the end of its WELCOME (`u32` flags). A
+/// server built before them sends no flags, and a client reads that as none: the protocol version stays 2,
+/// so old senders and old servers still work with new ones.
+public struct LinkServerFeatures: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    /// CLOSE (type 10) is accepted: a client may forget streams it finished, so a long run never reaches
+    /// the server's limit of streams open on one connection.
+    public static let streamClose = LinkServerFeatures(rawValue: 1 << 0)
+    /// Each mark's content digest follows the flags (see ``LinkStreamMark/digest``).
+    public static let digests = LinkServerFeatures(rawValue: 1 << 1)
+
+    /// What this build's server sends.
+    public static let current: LinkServerFeatures = [.streamClose, .digests]
 }
 
 /// Where the server stands on one named stream of a client.
@@ -65,11 +89,18 @@ public struct LinkStreamMark: Sendable, Hashable {
     /// The FNV-1a 64-bit fingerprint of the message at `sequence` (0 when unknown), so a sender can check
     /// that its input really is the content the server holds before it skips that much of it.
     public var check: UInt64
+    /// What the stream holds, as a whole: the CRC-32C of every stored message followed by a newline, in
+    /// order, in the low 32 bits, and the byte count of those messages and newlines (mod 2^32) in the high
+    /// 32 bits; 0 when unknown (a sink that keeps no bytes, a mark stored by an older build). With it a
+    /// sender proves that its input's first `sequence` lines are exactly what the server holds, instead of
+    /// comparing one line (see ``LinkContentDigest``).
+    public var digest: UInt64
 
-    public init(stream: String, sequence: UInt64, check: UInt64) {
+    public init(stream: String, sequence: UInt64, check: UInt64, digest: UInt64 = 0) {
         self.stream = stream
         self.sequence = sequence
         self.check = check
+        self.digest = digest
     }
 }
 

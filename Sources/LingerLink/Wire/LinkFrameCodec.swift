@@ -38,6 +38,10 @@ public enum LinkLimits {
         throw LinkProtocolError(.leftoverBytes(leftover))
     }
 
+    /// Named streams open at once on one connection (the unnamed one not counted). The server refuses more;
+    /// the client waits for one to close before it opens another.
+    public static let maximumOpenStreams = 4096
+
     /// The bytes a DATA frame adds to its message: u32 length, u8 type, u32 stream, u64 sequence.
     public static let dataFrameOverhead = 17
 }
