@@ -57,8 +57,10 @@ let package = Package(
             name: "LingerSources",
             dependencies: [
                 "LingerLink", "CLingerZlib",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
         // A sink in PostgreSQL, shared by many collectors: epochs and marks live in the database. It sits

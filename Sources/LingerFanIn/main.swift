@@ -57,10 +57,7 @@ func ship(_ path: String, clientID: String, to endpoint: LinkClientConfiguration
         }
         group.addTask {
             do {
-                _ = try await client.start()
-                _ = try await FollowedFile(
-                    path: path, client: client, io: io, options: FileInputOptions(), registry: StreamRegistry(), report: { _ in }
-                ).run()
+                _ = try await FileShipper(patterns: [path], client: client, io: io, options: FileInputOptions()).ship { _ in }
                 try await client.flush()
                 try await client.close()
                 return true

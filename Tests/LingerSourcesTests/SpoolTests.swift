@@ -174,19 +174,6 @@ struct SpoolTests {
     }
 }
 
-struct RotatedFilesTests {
-    @Test func siblingsComeOldestFirst() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("linger-rot-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        for name in ["app.log", "app.log.1", "app.log.2.gz", "app.log.10", "app.log-20261129", "app.log-20261128.gz", "app.logger", "other.log.1"] {
-            FileManager.default.createFile(atPath: directory + "/" + name, contents: Data())
-        }
-        let siblings = RotatedFiles.siblings(of: directory + "/app.log").map { $0.split(separator: "/").last.map(String.init) ?? $0 }
-        #expect(siblings == ["app.log-20261128.gz", "app.log-20261129", "app.log.10", "app.log.2.gz", "app.log.1"])
-    }
-}
-
 struct CompressedInputTests {
     @Test func aGzippedRotatedFileReadsAndIsNamedLikeTheOriginal() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("linger-gz-\(UUID().uuidString)").path

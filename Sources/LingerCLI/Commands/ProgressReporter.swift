@@ -2,25 +2,23 @@
 @preconcurrency import Glibc
 #endif
 import LingerLink
+import LingerSources
 import Synchronization
 
 /// `--progress`: a status line on stderr, rewritten in place twice a second on a terminal, or a line every
 /// 5 s otherwise (a log file wants a record, not a flood).
-final class ProgressReporter: Sendable {
-    let enabled: Bool
+final class ProgressReporter: ShipmentProgress {
     let client: LinkClient
     private let terminal = isatty(2) != 0
     private let started = ContinuousClock.now
     private let last = Mutex<(at: ContinuousClock.Instant, sent: UInt64)>((ContinuousClock.now, 0))
 
-    init(enabled: Bool, client: LinkClient) {
-        self.enabled = enabled
+    init(client: LinkClient) {
         self.client = client
     }
 
     /// Reports until cancelled.
     func run(until client: LinkClient) async {
-        guard enabled else { return }
         let interval: Duration = terminal ? .milliseconds(500) : .seconds(5)
         while !Task.isCancelled {
             do { try await Task.sleep(for: interval) } catch { return }
@@ -35,7 +33,6 @@ final class ProgressReporter: Sendable {
     }
 
     func finish() {
-        guard enabled else { return }
         let sent = client.totals.sent
         show(rate: sent == 0 ? nil : Double(sent) / max(Self.seconds(ContinuousClock.now - started), 0.001), final: true)
     }

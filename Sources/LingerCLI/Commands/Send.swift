@@ -103,8 +103,16 @@ struct Send: AsyncParsableCommand {
     @Option(name: .customLong("max-line-bytes"), parsing: .unconditional, help: ArgumentHelp("Cut longer lines to this many bytes, with a warning.", valueName: "bytes"))
     var maxLineBytes = 16 << 20
 
-    @Option(name: .customLong("rotate-wait"), parsing: .unconditional, help: ArgumentHelp("With --follow: read a rotated file until it has not grown for this long (default: 1s).", valueName: "duration"), transform: DurationArgument.parse)
+    @Option(name: .customLong("rotate-wait"), parsing: .unconditional, help: ArgumentHelp(
+        "How long a file must be quiet: a followed file deleted or renamed out of view is read until it has not grown for this "
+            + "long; a last line without its newline is sent (without --follow) once the file has not changed for this long "
+            + "(default: 1s).", valueName: "duration"), transform: DurationArgument.parse)
     var rotateWait = DurationArgument(.seconds(1))
+
+    @Option(name: .customLong("rotated-glob"), help: ArgumentHelp(
+        "Rotated copies linger does not recognise by name (repeatable), e.g. '/var/log/app/archive/app.*'; they are read like "
+            + "PATH.1 (see the discussion).", valueName: "glob"))
+    var rotatedGlobs: [String] = []
 
     @Flag(help: "Show sent, acknowledged, in flight, reconnects and rate on stderr (every 5 s when stderr is not a terminal).")
     var progress = false
@@ -191,16 +199,17 @@ struct Send: AsyncParsableCommand {
         let io = SourceIO(threads: 3)
         let input: any ShippedInput
         if !files.isEmpty {
-            input = FileInputs(
+            input = FileShipper(
                 patterns: files, client: client, io: io,
-                options: FileInputOptions(follow: follow, rotateWait: rotateWait.duration, maximumLineBytes: maxLineBytes))
+                options: FileInputOptions(
+                    follow: follow, rotateWait: rotateWait.duration, maximumLineBytes: maxLineBytes, rotatedGlobs: rotatedGlobs))
         } else if let spool {
             input = SpooledStandardInput(
                 directory: spool, maximumBytes: spoolMaxBytes, sync: spoolSync.policy, client: client, io: io, maximumLineBytes: maxLineBytes)
         } else {
             input = StandardInput(client: client, io: io, maximumLineBytes: maxLineBytes)
         }
-        let outcome = await Shipment(client: client, input: input, progress: progress).run()
+        let outcome = await Shipment(client: client, input: input, progress: progress ? ProgressReporter(client: client) : nil, report: Self.say).run()
         await io.shutdown()
         switch outcome {
         case .delivered(let count, let skipped):
@@ -221,6 +230,28 @@ struct Send: AsyncParsableCommand {
                     ? "stopped before the end of the input; every line read until then was acknowledged"
                     : "stopped with \(left) lines unacknowledged")
             if left > 0 { throw ExitCode.failure }
+        }
+    }
+}
+
+extension Send {
+    /// Warnings and notices from the sources, one line each on stderr.
+    @Sendable static func say(_ event: SourceEvent) {
+        switch event {
+        case .lineCut(let path, let line, let bytes, let limit):
+            StandardOutput.note("warning: \(path) line \(line) has \(bytes) bytes; sent cut to \(limit) (--max-line-bytes)")
+        case .rotated(let path):
+            StandardOutput.note("\(path) was rotated; the old file is read to its end")
+        case .truncated(let path):
+            StandardOutput.note("\(path) was truncated (copytruncate); its new content is shipped as a new stream")
+        case .notTheSameContent(let path, let stream):
+            StandardOutput.note("\(path) begins like stream \(stream) but differs from what the server holds; shipping it as new content")
+        case .spoolFull(let directory, let bytes, let limit):
+            StandardOutput.note("the spool \(directory) is full (\(bytes) of \(limit) bytes); reading waits for the server to acknowledge")
+        case .unfinishedCompressedFile(let path):
+            StandardOutput.note("\(path) is a gzip file that is not finished (being compressed now?); it is read when it is complete")
+        case .resumed, .started, .alreadyShipped, .history:
+            break
         }
     }
 }

@@ -1,12 +1,11 @@
-import LingerLink
-import LingerSources
+public import LingerLink
 import NIOConcurrencyHelpers
 import Synchronization
 
 /// Stdin through a crash-safe spool (`--spool DIR`): every line is on disk before it is sent and leaves
 /// the spool once acknowledged. Reading stdin into the spool does not wait for the server; a second task
 /// sends what the spool holds, first what an earlier run left there, and follows it as it grows.
-struct SpooledStandardInput: ShippedInput {
+public struct SpooledStandardInput: ShippedInput {
     let directory: String
     let maximumBytes: Int64
     let sync: Spool.FsyncPolicy
@@ -14,7 +13,16 @@ struct SpooledStandardInput: ShippedInput {
     let io: SourceIO
     let maximumLineBytes: Int
 
-    func ship(report: @escaping @Sendable (SourceEvent) -> Void) async throws -> SourceTotals {
+    public init(directory: String, maximumBytes: Int64, sync: Spool.FsyncPolicy, client: LinkClient, io: SourceIO, maximumLineBytes: Int) {
+        self.directory = directory
+        self.maximumBytes = maximumBytes
+        self.sync = sync
+        self.client = client
+        self.io = io
+        self.maximumLineBytes = maximumLineBytes
+    }
+
+    public func ship(report: @escaping @Sendable (SourceEvent) -> Void) async throws -> SourceTotals {
         let directory = self.directory, maximumBytes = self.maximumBytes, sync = self.sync
         let spool = try await io.run { try Spool(directory: directory, maximumBytes: maximumBytes, policy: sync) }
         defer { spool.close() }
@@ -78,7 +86,7 @@ struct SpooledStandardInput: ShippedInput {
                     let size = Int64(batch.byteCount)
                     while spool.bytes + size > spool.maximumBytes && spool.bytes > 0 {
                         if !warned {
-                            StandardOutput.note("the spool \(spool.directory) is full (\(spool.bytes) of \(spool.maximumBytes) bytes); reading waits for the server to acknowledge")
+                            report(.spoolFull(directory: spool.directory, bytes: spool.bytes, limit: spool.maximumBytes))
                             warned = true
                         }
                         // Room comes only from acknowledgements: wait for the one that frees the oldest segment.
@@ -148,7 +156,7 @@ struct SpooledStandardInput: ShippedInput {
         }
     }
 
-    func acknowledged() async {}
+    public func acknowledged() async {}
 }
 
 /// Releases acknowledged spool segments without holding up the sending loop: removing a 64 MiB segment

@@ -1,23 +1,30 @@
-import LingerLink
-import LingerSources
+public import LingerLink
 import UnixSignals
 
 /// What `linger send` reads: files, stdin, or stdin through a spool.
-protocol ShippedInput: Sendable {
+public protocol ShippedInput: Sendable {
     /// Reads and queues everything (or, when following, until cancelled); returns the lines sent and the
     /// lines the server already held.
     func ship(report: @escaping @Sendable (SourceEvent) -> Void) async throws -> SourceTotals
-    /// Called as acknowledgements come in (the spool frees what the server holds).
+    /// Called once every line is acknowledged.
     func acknowledged() async
 }
 
 extension ShippedInput {
-    func acknowledged() async {}
+    public func acknowledged() async {}
+}
+
+/// Shows how a shipment goes while it runs (`--progress`); the CLI prints, the pipeline only calls.
+public protocol ShipmentProgress: Sendable {
+    /// Reports until cancelled.
+    func run(until client: LinkClient) async
+    /// The last report, once everything is acknowledged.
+    func finish()
 }
 
 /// One run of `linger send`: the link client, the input feeding it, signals, progress and the verdict.
-struct Shipment {
-    enum Outcome {
+public struct Shipment: Sendable {
+    public enum Outcome: Sendable {
         case delivered(count: UInt64, skipped: UInt64)
         case refused(String)
         case failed(String)
@@ -27,10 +34,20 @@ struct Shipment {
 
     let client: LinkClient
     let input: any ShippedInput
-    let progress: Bool
+    let progress: (any ShipmentProgress)?
+    let report: @Sendable (SourceEvent) -> Void
 
-    func run() async -> Outcome {
-        let reporter = ProgressReporter(enabled: progress, client: client)
+    /// - Parameters:
+    ///   - report: what the sources want said (the CLI words it, see ``SourceEvent``).
+    public init(client: LinkClient, input: any ShippedInput, progress: (any ShipmentProgress)?, report: @escaping @Sendable (SourceEvent) -> Void) {
+        self.client = client
+        self.input = input
+        self.progress = progress
+        self.report = report
+    }
+
+    public func run() async -> Outcome {
+        let reporter = progress
         return await withTaskGroup(of: Outcome?.self) { group in
             group.addTask {
                 do {
@@ -51,7 +68,7 @@ struct Shipment {
                 return nil
             }
             group.addTask {
-                await reporter.run(until: client)
+                await reporter?.run(until: client)
                 return nil
             }
             var outcome: Outcome?
@@ -71,12 +88,12 @@ struct Shipment {
         }
     }
 
-    private func feed(reporter: ProgressReporter) async -> Outcome {
+    private func feed(reporter: (any ShipmentProgress)?) async -> Outcome {
         do {
-            let totals = try await input.ship { event in Self.say(event) }
+            let totals = try await input.ship(report: report)
             try await client.flush()
             await input.acknowledged()
-            reporter.finish()
+            reporter?.finish()
             try await client.close()
             return .delivered(count: totals.sent + totals.skipped, skipped: totals.skipped)
         } catch let error as LinkError {
@@ -99,22 +116,6 @@ struct Shipment {
         case .rejected, .tls, .notALinkServer: return .refused(error.message)
         case .replaced: return .refused(error.message + "; stopping")
         default: return .failed(error.message)
-        }
-    }
-
-    /// Warnings and notices from the sources, one line each on stderr.
-    static func say(_ event: SourceEvent) {
-        switch event {
-        case .lineCut(let path, let line, let bytes, let limit):
-            StandardOutput.note("warning: \(path) line \(line) has \(bytes) bytes; sent cut to \(limit) (--max-line-bytes)")
-        case .rotated(let path):
-            StandardOutput.note("\(path) was rotated; the old file was read to its end")
-        case .truncated(let path):
-            StandardOutput.note("\(path) was truncated (copytruncate); its new content is shipped as a new stream")
-        case .notTheSameContent(let path, let stream):
-            StandardOutput.note("\(path) begins like stream \(stream) but differs from what the server holds; shipping it as new content")
-        case .resumed, .started, .alreadyShipped:
-            break
         }
     }
 }

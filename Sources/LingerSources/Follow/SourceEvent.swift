@@ -14,6 +14,13 @@ public enum SourceEvent: Sendable, Equatable {
     case truncated(path: String)
     /// A file begins like a stream the server holds but differs at its last line: shipped as new content.
     case notTheSameContent(path: String, stream: String)
-    /// A rotated sibling that holds nothing the server lacks was passed over.
+    /// A copy that holds nothing the server lacks (a `.gz` of a shipped file, a copy of what was shipped) was
+    /// passed over.
     case alreadyShipped(path: String)
+    /// A rotated copy from before this sender ever shipped the log was left alone.
+    case history(path: String)
+    /// The spool reached `--spool-max-bytes`: reading stdin waits for acknowledgements to make room.
+    case spoolFull(directory: String, bytes: Int64, limit: Int64)
+    /// A gzip file that ends inside its stream (being compressed now, or cut off) was left for later.
+    case unfinishedCompressedFile(path: String)
 }
