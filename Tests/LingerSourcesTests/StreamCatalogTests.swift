@@ -49,6 +49,11 @@ struct StreamCatalogTests {
         #expect(StreamCatalog.judge(b, scan: scan("banner\nnext gen\n"), candidates: [claimed], patient: true) == .owned(stream: claimed.stream, by: a))
         #expect(StreamCatalog.judge(b, scan: scan("banner\nnext gen\n"), candidates: [claimed], patient: false) == .fresh,
                 "after a while it is new content, not a copy of the other file")
+        #expect(StreamCatalog.judge(b, scan: scan("banner\n"), candidates: [claimed], patient: false) == .copy(of: claimed.stream),
+                "holding that stream and nothing more, it is a copy until it grows")
+        claimed.entry.ownerLeaving = true
+        #expect(StreamCatalog.judge(b, scan: scan("banner\nnext gen\n"), candidates: [claimed], patient: false) == .owned(stream: claimed.stream, by: a),
+                "an owner on its way out is waited for")
     }
 
     @Test func theLongestVerifiedStreamIsTheOneContinued() {

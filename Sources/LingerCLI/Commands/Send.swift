@@ -209,7 +209,7 @@ struct Send: AsyncParsableCommand {
         } else {
             input = StandardInput(client: client, io: io, maximumLineBytes: maxLineBytes)
         }
-        let outcome = await Shipment(client: client, input: input, progress: progress ? ProgressReporter(client: client) : nil, report: Self.say).run()
+        let outcome = await Shipment(client: client, input: input, progress: progress ? ProgressReporter(client: client) : nil, report: Self.say(verbose: verbose)).run()
         await io.shutdown()
         switch outcome {
         case .delivered(let count, let skipped):
@@ -236,7 +236,11 @@ struct Send: AsyncParsableCommand {
 
 extension Send {
     /// Warnings and notices from the sources, one line each on stderr.
-    @Sendable static func say(_ event: SourceEvent) {
+    static func say(verbose: Bool) -> @Sendable (SourceEvent) -> Void {
+        { event in say(event, verbose: verbose) }
+    }
+
+    static func say(_ event: SourceEvent, verbose: Bool) {
         switch event {
         case .lineCut(let path, let line, let bytes, let limit):
             StandardOutput.note("warning: \(path) line \(line) has \(bytes) bytes; sent cut to \(limit) (--max-line-bytes)")
@@ -250,8 +254,14 @@ extension Send {
             StandardOutput.note("the spool \(directory) is full (\(bytes) of \(limit) bytes); reading waits for the server to acknowledge")
         case .unfinishedCompressedFile(let path):
             StandardOutput.note("\(path) is a gzip file that is not finished (being compressed now?); it is read when it is complete")
-        case .resumed, .started, .alreadyShipped, .history:
-            break
+        case .resumed(let path, let stream, let skipped):
+            if verbose { StandardOutput.note("\(path) continues stream \(stream) after its \(skipped) lines on the server") }
+        case .started(let path, let stream):
+            if verbose { StandardOutput.note("\(path) is new content: stream \(stream)") }
+        case .alreadyShipped(let path):
+            if verbose { StandardOutput.note("\(path) holds nothing the server lacks (a copy of what was shipped)") }
+        case .history(let path):
+            if verbose { StandardOutput.note("\(path) is a rotated copy from before this sender shipped the log; left alone") }
         }
     }
 }

@@ -207,7 +207,9 @@ public final class InputFile: @unchecked Sendable {
     /// - Throws: ``Incomplete`` for a gzip file being written whose head is not there yet.
     public func head(_ count: Int) throws -> [UInt8] {
         if isCompressed {
-            let copy = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+            // Its own opening of the same file (not of the path, which may name another file by now, and not
+            // a dup, which would share and move the offset gzip reads from).
+            let copy = Glibc.open("/proc/self/fd/\(descriptor)", O_RDONLY | O_CLOEXEC)
             guard copy >= 0, let head = gzdopen(copy, "rb") else {
                 if copy >= 0 { _ = Glibc.close(copy) }
                 return []

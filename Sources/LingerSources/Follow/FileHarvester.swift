@@ -95,8 +95,7 @@ final class FileHarvester: Sendable {
                 report(.resumed(path: file.path, stream: stream, skipped: messages))
                 let framer = LineFramer(maximumLineBytes: options.maximumLineBytes, continuingAfter: messages, digest: digest, at: offset)
                 switch try await ship(stream, framer: framer, totals: &totals) {
-                case .ended: return totals
-                case .gone:
+                case .ended, .gone:
                     catalog.release(stream, by: key)
                     return totals
                 case .cut:
@@ -108,8 +107,7 @@ final class FileHarvester: Sendable {
                 let stream = catalog.freshName(head: head, file: key)
                 report(.started(path: file.path, stream: stream))
                 switch try await ship(stream, framer: LineFramer(maximumLineBytes: options.maximumLineBytes), totals: &totals) {
-                case .ended: return totals
-                case .gone:
+                case .ended, .gone:
                     catalog.release(stream, by: key)
                     return totals
                 case .cut:
@@ -201,6 +199,7 @@ final class FileHarvester: Sendable {
                 client.finishStream(open)
                 stream = nil
             }
+            catalog.ownerLeaving(name, by: key, !inView)
             if !inView && idle >= options.rotateWait { return .gone }
             var deadline: ContinuousClock.Instant?
             if stream != nil { deadline = lastGrowth + Self.idleClose }

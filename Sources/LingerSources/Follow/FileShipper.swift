@@ -269,8 +269,12 @@ private struct Context: Sendable {
                     lastScan = .now
                     let rotated = options.rotatedGlobs
                     let next = try await io.run { SourceView.scan(patterns: patterns, rotatedGlobs: rotated) }
-                    for (path, key) in next.matched where key != nil && view.matched[path] != nil {
-                        if let before = view.matched[path]!, before != key { report(.rotated(path: path)) }
+                    // A path a pattern names literally that names another file now was rotated (a glob's
+                    // matches change names at every rotation, which says nothing).
+                    for pattern in patterns where !pattern.contains(where: { "*?[".contains($0) }) {
+                        if let before = view.matched[pattern] ?? nil, let now = next.matched[pattern] ?? nil, before != now {
+                            report(.rotated(path: pattern))
+                        }
                     }
                     for (key, harvester) in harvesters {
                         let seen = next.files[key]

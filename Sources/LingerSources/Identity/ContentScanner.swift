@@ -17,7 +17,9 @@ enum ContentScanner {
         var batch = LinkBatch(capacity: 0)  // a scan only counts: every line is skipped
         file.rewind()
         var complete = false
-        while framer.lines < last || stops.isEmpty {
+        // Past the last count, to the next line or the end: whether anything follows decides a copy from a
+        // file that goes on.
+        while framer.lines <= last || stops.isEmpty {
             let n = try file.read(upTo: scratch.count, into: scratch) { _ = framer.frame($0, into: &batch) }
             if n == 0 {
                 complete = true

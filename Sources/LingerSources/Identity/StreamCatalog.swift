@@ -29,6 +29,8 @@ public final class StreamCatalog: Sendable {
         var check: UInt64
         /// The file shipping it now.
         var owner: FileKey?
+        /// Its owner has left the sender's view (renamed away, deleted) and lets go once it has been quiet.
+        var ownerLeaving = false
         /// (lines, digest) after recent batches this sender sent: how a copy of part of it is recognised.
         var checkpoints: [(messages: UInt64, digest: UInt64)] = []
         /// Shipped by this sender (not only known from the server).
@@ -162,8 +164,11 @@ public final class StreamCatalog: Sendable {
         if let best = verified.max(by: { rank($0, file) < rank($1, file) }) {
             let entry = best.entry
             if let owner = entry.owner, owner != file {
-                if patient { return .owned(stream: best.stream, by: owner) }
-                // Waited long enough: what begins like another file's stream but is not being cut away is new.
+                // An owner on its way out (a rotated file gzip just replaced) lets go soon: wait for it.
+                if patient || entry.ownerLeaving { return .owned(stream: best.stream, by: owner) }
+                // Waited long enough: a file that holds that stream and nothing more is a copy of it; one that
+                // goes on beyond it and is not its original being cut is new content that begins alike.
+                if scan.complete && scan.lines == entry.messages { return .copy(of: best.stream) }
             } else {
                 let point = scan.reached[entry.messages]!
                 return .resume(stream: best.stream, messages: entry.messages, digest: point.digest, offset: point.end)
@@ -171,7 +176,7 @@ public final class StreamCatalog: Sendable {
         }
         if let copied = prefixOf.max(by: { $0.entry.messages < $1.entry.messages }) {
             if let owner = copied.entry.owner, owner != file {
-                if patient { return .owned(stream: copied.stream, by: owner) }
+                if patient || copied.entry.ownerLeaving { return .owned(stream: copied.stream, by: owner) }
             } else {
                 return .copy(of: copied.stream)
             }
@@ -217,7 +222,16 @@ public final class StreamCatalog: Sendable {
     /// The file no longer ships `stream` (it was cut, or it is gone): another may continue it.
     public func release(_ stream: String, by file: FileKey) {
         state.withLock { state in
-            if state.entries[stream]?.owner == file { state.entries[stream]!.owner = nil }
+            guard state.entries[stream]?.owner == file else { return }
+            state.entries[stream]!.owner = nil
+            state.entries[stream]!.ownerLeaving = false
+        }
+    }
+
+    /// Whether the file shipping `stream` has left the sender's view (it lets go of it soon).
+    public func ownerLeaving(_ stream: String, by file: FileKey, _ leaving: Bool) {
+        state.withLock { state in
+            if state.entries[stream]?.owner == file { state.entries[stream]!.ownerLeaving = leaving }
         }
     }
 
