@@ -370,5 +370,56 @@ struct FileLayoutIntegrationTests {
         scene.stop(sender)
         scene.expectExact()
     }
+
+    /// A long-running follower meets thousands of rotations on one connection: 10,000 generations (renamed to
+    /// `app.log.N`, the old ones deleted), each one stream, all of them shipped (the server allows 4,096 open
+    /// at once; finished ones are closed).
+    @Test(.timeLimit(.minutes(3)), arguments: [400, 300])
+    func tenThousandRotationsOnOneConnection(perSecond: Int) throws {
+        let scene = try LogLayoutScene("rotations")
+        let sender = try scene.send(["--file", scene.path("app.log"), "--follow", "--client-id", "rotations", "--rotate-wait", "200ms"])
+        usleep(300_000)
+        let script = """
+            import os, sys, time
+            d, rate = sys.argv[1], int(sys.argv[2]); start = time.time()
+            for i in range(1, 10001):
+                with open(f"{d}/app.log", "w") as f: f.write(f"rotation {i}\\n")
+                os.rename(f"{d}/app.log", f"{d}/app.log.{i}")
+                if i > 200: os.remove(f"{d}/app.log.{i - 200}")
+                time.sleep(max(0.0, start + i / rate - time.time()))
+            """
+        let writer = try run("/usr/bin/python3", ["-c", script, scene.directory, "\(perSecond)"], timeout: 120)
+        #expect(writer.status == 0, "\(writer.stderr)")
+        for n in 1...10_000 { scene.record(["rotation \(n)"], generation: "\(n)") }
+        try scene.waitForCollected(10_000, timeout: 60)
+        usleep(500_000)
+        scene.stop(sender)
+        scene.expectExact()
+        #expect(!sender.stderrText.contains("reconnecting"), "one connection throughout")
+    }
+
+    /// The kubelet's layout: `/var/log/containers/NAME.log` a symlink to `/var/log/pods/…/0.log`, which rotates
+    /// beside its target (`0.log.DATE`), with lines holding bytes that are not UTF-8, NUL and CR.
+    @Test(arguments: [false, true])
+    func aSymlinkWhoseTargetRotates(senderDownDuringTheRotation: Bool) throws {
+        let scene = try LogLayoutScene("kubelet")
+        let pods = scene.path("pods/ns_web-7d9_uid/web"), containers = scene.path("containers")
+        try FileManager.default.createDirectory(atPath: pods, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: containers, withIntermediateDirectories: true)
+        try scene.append(numbered("first", 1...200) + ["bytes \u{1}\u{7f}\r tab\t end"], to: "pods/ns_web-7d9_uid/web/0.log", generation: "first")
+        try FileManager.default.createSymbolicLink(atPath: containers + "/web.log", withDestinationPath: pods + "/0.log")
+        let arguments = ["--file", containers + "/*.log", "--follow", "--client-id", "kube", "--rotate-wait", "300ms"]
+        var sender = try scene.send(arguments)
+        try scene.waitForCollected(201)
+        if senderDownDuringTheRotation { scene.stop(sender) }
+        try scene.append(numbered("first more", 1...100), to: "pods/ns_web-7d9_uid/web/0.log", generation: "first")
+        try scene.move("pods/ns_web-7d9_uid/web/0.log", "pods/ns_web-7d9_uid/web/0.log.20261207-101500")
+        try scene.append(numbered("second", 1...300), to: "pods/ns_web-7d9_uid/web/0.log", generation: "second")
+        if senderDownDuringTheRotation { sender = try scene.send(arguments) }
+        try scene.waitForCollected(601, timeout: 30)
+        usleep(500_000)
+        scene.stop(sender)
+        scene.expectExact()
+    }
 }
 }

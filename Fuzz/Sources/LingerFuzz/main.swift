@@ -20,6 +20,8 @@ let targets: [String: @Sendable (UnsafeRawBufferPointer) -> Void] = [
     "spool": SpoolTarget.run,
     "token-file": TokenFileTarget.run,
     "certificate-names": CertificateNamesTarget.run,
+    "rotated-name": SourceNamesTargets.rotatedName,
+    "stream-catalog": SourceNamesTargets.streamCatalog,
 ]
 
 nonisolated(unsafe) var selected: (@Sendable (UnsafeRawBufferPointer) -> Void)?

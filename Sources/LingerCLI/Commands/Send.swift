@@ -245,7 +245,7 @@ extension Send {
         case .lineCut(let path, let line, let bytes, let limit):
             StandardOutput.note("warning: \(path) line \(line) has \(bytes) bytes; sent cut to \(limit) (--max-line-bytes)")
         case .rotated(let path):
-            StandardOutput.note("\(path) was rotated; the old file is read to its end")
+            if verbose { StandardOutput.note("\(path) was rotated; the old file is read to its end") }
         case .truncated(let path):
             StandardOutput.note("\(path) was truncated (copytruncate); its new content is shipped as a new stream")
         case .notTheSameContent(let path, let stream):

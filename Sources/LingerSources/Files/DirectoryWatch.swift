@@ -37,6 +37,9 @@ final class DirectoryWatch: Sendable {
     static let mask = UInt32(IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB
         | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
 
+    /// The masks of a name that appeared in a watched directory.
+    static let arrivals = UInt32(IN_CREATE | IN_MOVED_TO)
+
     private init(channel: any Channel, descriptor: Int32, watched: NIOLockedValueBox<[Int32: String]>, events: AsyncStream<[DirectoryEvent]>) {
         self.channel = channel
         self.descriptor = descriptor

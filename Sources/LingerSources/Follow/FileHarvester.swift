@@ -66,8 +66,19 @@ final class FileHarvester: Sendable {
                 return catalog.decide(file.key, head: head, scan: scan, candidates: candidates, patient: patient)
             }
         } catch is InputFile.Incomplete {
-            return .undecided
+            // A gzip file being written: followed, it is looked at again; a one-shot run leaves it for the next.
+            if options.follow { return .undecided }
+            report(.unfinishedCompressedFile(path: file.path))
+            throw Unfinished()
         }
+    }
+
+    /// A one-shot run met a gzip file that is not finished: the file is left, the run goes on.
+    struct Unfinished: Error {}
+
+    /// ``run(from:)``, for a file that is not identified yet.
+    func identifyAndRun() async throws -> SourceTotals {
+        do { return try await run(from: try await identify(patient: true)) } catch is Unfinished { return SourceTotals() }
     }
 
     /// Whether one of the file's candidate streams was first read from it (identified first at a start).
@@ -85,6 +96,10 @@ final class FileHarvester: Sendable {
 
     /// Ships the file from `decision` (what ``identify(patient:)`` said at the start) until it ends.
     func run(from decision: StreamCatalog.Decision?) async throws -> SourceTotals {
+        do { return try await ship(from: decision) } catch is Unfinished { return SourceTotals() }
+    }
+
+    private func ship(from decision: StreamCatalog.Decision?) async throws -> SourceTotals {
         var totals = SourceTotals()
         var decision = decision
         defer { file.close() }

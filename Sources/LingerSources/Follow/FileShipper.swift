@@ -142,7 +142,9 @@ private struct Context: Sendable {
         var origins: [FileHarvester] = [], others: [FileHarvester] = []
         for harvester in opened { await harvester.isOriginOfACandidate() ? origins.append(harvester) : others.append(harvester) }
         var decided: [(FileHarvester, StreamCatalog.Decision?)] = []
-        for harvester in origins + others { decided.append((harvester, try await harvester.identify(patient: true))) }
+        for harvester in origins + others {
+            do { decided.append((harvester, try await harvester.identify(patient: true))) } catch is FileHarvester.Unfinished { harvester.file.close() }
+        }
         let continuing = decided.compactMap { harvester, decision -> Int64? in
             if case .resume? = decision { return harvester.file.status()?.modified }
             return nil
@@ -187,6 +189,9 @@ private struct Context: Sendable {
 
     // MARK: - Following
 
+    /// inotify's masks of a name that appeared: created, or moved in.
+    static let arrived = DirectoryWatch.arrivals
+
     private enum Event: Sendable {
         case changes([DirectoryEvent])
         case rescan
@@ -213,9 +218,7 @@ private struct Context: Sendable {
                     tasks.addTask {
                         var part = SourceTotals()
                         do {
-                            let initial: StreamCatalog.Decision?
-                            if let decision { initial = decision } else { initial = try await harvester.identify(patient: true) }
-                            part = try await harvester.run(from: initial)
+                            if let decision { part = try await harvester.run(from: decision) } else { part = try await harvester.identifyAndRun() }
                         } catch is CancellationError {}
                         totals.withLockedValue { $0.add(part) }
                         post.yield(.ended(harvester.key, ObjectIdentifier(harvester)))
@@ -245,13 +248,21 @@ private struct Context: Sendable {
                         rescanSoon = false
                         rescan = true
                     case .changes(let changes):
+                        var created: [String] = []
                         for change in changes {
                             // A write wakes the file written; anything else changes names: look again.
                             if change.isWrite, let key = view.names[change.directory]?[change.name] {
                                 harvesters[key]?.wakeup.signal()
                             } else {
                                 rescan = true
+                                if change.mask & Self.arrived != 0 { created.append(SourceView.join(change.directory, change.name)) }
                             }
+                        }
+                        // A new file a pattern names is opened at once, before the rescan: a log rotated away and
+                        // deleted a moment later is still read through its descriptor.
+                        let arrived = created
+                        for (key, file) in try await io.run({ SourceView.arrivals(arrived, patterns: patterns) }) where harvesters[key] == nil {
+                            if let harvester = try await harvester(for: file) { launch(harvester, nil) }
                         }
                         if rescan && ContinuousClock.now - lastScan < .milliseconds(20) {
                             // A rotation is several renames in a row: one look after them, not one per rename.

@@ -60,6 +60,7 @@ struct SourceView: Sendable {
             for entry in entries {
                 let path = join(directory, entry)
                 if names.contains(entry) {
+                    guard usable(entry, besides: present) else { continue }
                     let shown = baseOfName[path] ?? path
                     found.append((path, shown, shown, view.matched[shown] != nil))
                 } else if let base = RotatedName.base(of: entry, among: names), usable(entry, besides: present) {
@@ -87,9 +88,10 @@ struct SourceView: Sendable {
         }
         // The matched names whose file was found through their symlink target's directory.
         for (path, key) in view.matched where key == nil {
+            let (directory, entry) = split(path)
+            guard usable(entry, besides: Set(directoryEntries(directory))) else { continue }
             if let status = FileStatus.of(path: path), status.isRegular {
                 view.matched[path] = status.key
-                let (directory, entry) = split(path)
                 view.names[directory, default: [:]][entry] = status.key
                 if view.files[status.key] == nil {
                     view.files[status.key] = File(path: path, status: status, matched: true, base: path)
@@ -126,7 +128,20 @@ struct SourceView: Sendable {
         return (directory.isEmpty ? "/" : directory, String(path[path.index(after: slash)...]))
     }
 
-    private static func join(_ directory: String, _ name: String) -> String {
+    /// The files among `paths` (names that just appeared) that a pattern matches, as the next scan will
+    /// find them.
+    static func arrivals(_ paths: [String], patterns: [String]) -> [FileKey: File] {
+        var found: [FileKey: File] = [:]
+        for path in paths where patterns.contains(where: { $0 == path || fnmatch($0, path, FNM_PATHNAME) == 0 }) {
+            let (directory, entry) = split(path)
+            guard usable(entry, besides: Set(directoryEntries(directory))) else { continue }
+            guard let status = FileStatus.of(path: path), status.isRegular else { continue }
+            found[status.key] = File(path: path, status: status, matched: true, base: path)
+        }
+        return found
+    }
+
+    static func join(_ directory: String, _ name: String) -> String {
         directory == "." ? name : (directory == "/" ? "/" + name : directory + "/" + name)
     }
 

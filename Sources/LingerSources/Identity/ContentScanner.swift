@@ -10,17 +10,24 @@ enum ContentScanner {
     /// - Throws: ``InputFile/Incomplete`` for a gzip file still being written.
     static func scan(_ file: InputFile, stops: [UInt64], maximumLineBytes: Int, settled: Int64, scratch: UnsafeMutableRawBufferPointer) throws -> ContentScan {
         let quiet = (file.status()?.modified ?? 0) <= settled || file.isCompressed
+        file.rewind()
+        return try scan(stops: stops, maximumLineBytes: maximumLineBytes, quiet: quiet) { body in
+            try file.read(upTo: scratch.count, into: scratch, body)
+        }
+    }
+
+    /// The scan itself, over what `read` hands its body until it returns 0 (the end of the content).
+    static func scan(stops: [UInt64], maximumLineBytes: Int, quiet: Bool, read: ((UnsafeRawBufferPointer) -> Void) throws -> Int) rethrows -> ContentScan {
         var framer = LineFramer(maximumLineBytes: maximumLineBytes)
         framer.stop(at: stops)
         framer.resume(after: .max, check: 0)
         let last = stops.max() ?? 0
         var batch = LinkBatch(capacity: 0)  // a scan only counts: every line is skipped
-        file.rewind()
         var complete = false
         // Past the last count, to the next line or the end: whether anything follows decides a copy from a
         // file that goes on.
         while framer.lines <= last || stops.isEmpty {
-            let n = try file.read(upTo: scratch.count, into: scratch) { _ = framer.frame($0, into: &batch) }
+            let n = try read { _ = framer.frame($0, into: &batch) }
             if n == 0 {
                 complete = true
                 break
