@@ -15,13 +15,23 @@ struct Send: AsyncParsableCommand {
         discussion: """
             One line is one message.
 
-            Files (--file, repeatable, globs allowed) are shipped as streams named by their content (a \
-            fingerprint of the first bytes), not by their path: a sender restarted with the same --client-id \
-            resumes each file where the server's acknowledgement stands, finds the unshipped rest of rotated \
-            copies beside it (PATH.1, PATH.2, PATH-YYYYMMDD, optionally .gz) and never ships content twice. \
-            With --follow each path is followed like `tail -F`: through rename rotation (the old file is read \
-            to its end first), copytruncate (the new content is a new stream), and deletion; a path that does \
-            not exist yet is waited for. Lines longer than --max-line-bytes are cut to it, with a warning.
+            Files (--file, repeatable, globs allowed) are shipped as streams known by their content, not by \
+            their path: a sender restarted with the same --client-id proves, for each file, that its first lines \
+            are exactly what the server holds of a stream (by the server's digest of that stream) and sends only \
+            the rest; it finds the unshipped rest of rotated copies beside each file and never ships a content \
+            twice. Copies are recognised by name (PATH.1, PATH-YYYYMMDD, STEM.1.EXT, STEM-YYYYMMDD.EXT, \
+            PATH.YYYY-MM-DD as Python rotates, 0.log.YYYYMMDD-HHMMSS as the kubelet does, each also .gz; \
+            --rotated-glob for others), then by content: a .gz of a file already shipped, copytruncate's copy, a \
+            symlink or a hard link is one content, and a .gz is not read while gzip still writes it. At a start, \
+            copies older than the oldest one the server knows are history from before this sender, left alone.
+
+            With --follow every file is read by its descriptor, like tail -F and more: directories are watched \
+            with inotify (a new file is read at once, a rescan every 5 s is the fallback), a renamed file is read \
+            as long as it is in view and again when a late writer adds to it, a file deleted or renamed out of \
+            view is read until it has been quiet for --rotate-wait, and copytruncate's cut is noticed before \
+            every read, the lines it took coming from the copy. A partial last line is never sent while \
+            following; without --follow it is sent only once the file has been quiet for --rotate-wait. Lines \
+            longer than --max-line-bytes are cut to it, with a warning. --verbose says which stream each file is.
 
             Stdin is one stream numbered by line position: piping the same input again with the same \
             --client-id continues where the server stands. Lines read from a pipe cannot be read twice, so \
