@@ -66,21 +66,32 @@ struct OutboxTests {
         #expect(outbox.append(batch: batch) == 501)
     }
 
-    @Test func backoffIsJitteredAndCapped() {
-        var backoff = ReconnectBackoff(initial: .milliseconds(100), maximum: .seconds(2))
+    @Test func backoffIsJitteredCappedAndNeverAStorm() {
         var generator = SplitMix64(seed: 1)
-        let delays = (0..<50).map { _ in backoff.next(using: &generator) }
-        #expect(delays.allSatisfy { $0 >= .milliseconds(100) && $0 <= .seconds(2) })
-        #expect(Set(delays).count > 10, "jittered, not a fixed sequence")
-        #expect(delays.contains { $0 > .seconds(1) }, "grows toward the cap")
-        backoff.reset()
-        var quick: [Duration] = []
-        while quick.count < 1000, case let delay = backoff.next(using: &generator), delay < .milliseconds(100) { quick.append(delay) }
-        let after = backoff.next(using: &generator)
-        #expect(quick.allSatisfy { $0 <= .milliseconds(25) }, "after a connection that worked, quick retries (\(quick))")
-        let total = quick.reduce(Duration.zero, +)
-        #expect(quick.count >= 10 && total <= .milliseconds(525), "for about half a second (\(quick.count) tries over \(total))")
-        #expect(after >= .milliseconds(100), "and then the backoff again (\(after))")
+        for round in 0..<200 {
+            var backoff = ReconnectBackoff(initial: .milliseconds(100), maximum: .seconds(2))
+            if round.isMultiple(of: 2) { _ = backoff.next(using: &generator); backoff.reset() }
+            let delays = (0..<30).map { _ in backoff.next(using: &generator) }
+            #expect(delays.allSatisfy { $0 >= .milliseconds(50) && $0 <= .seconds(2) })
+            // Whatever the dice: at most four retries within the first second.
+            var elapsed = Duration.zero, withinASecond = 0
+            for delay in delays {
+                elapsed += delay
+                if elapsed <= .seconds(1) { withinASecond += 1 }
+            }
+            #expect(withinASecond <= 4, "\(delays.prefix(6))")
+            #expect(delays.suffix(20).allSatisfy { $0 >= .seconds(1) }, "at the cap, jittered between half and all of it")
+        }
+        var backoff = ReconnectBackoff(initial: .milliseconds(100), maximum: .seconds(2))
+        #expect(Set((0..<50).map { _ in backoff.next(using: &generator) }).count > 10, "jittered, not a fixed sequence")
+    }
+
+    @Test func extremeDelaysNeitherOverflowNorTrap() {
+        var generator = SplitMix64(seed: 3)
+        var huge = ReconnectBackoff(initial: .seconds(Int64.max / 2), maximum: .seconds(Int64.max))
+        for _ in 0..<100 { _ = huge.next(using: &generator) }
+        var tiny = ReconnectBackoff(initial: .nanoseconds(1), maximum: .seconds(Int64.max))
+        for _ in 0..<100 { #expect(tiny.next(using: &generator) >= .milliseconds(1)) }
     }
 
     /// From an initial delay of 0 the delays never grew (0 × 3 = 0): a reconnect storm.

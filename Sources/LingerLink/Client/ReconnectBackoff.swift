@@ -1,38 +1,33 @@
-/// Reconnect delays: exponential growth with a cap and "decorrelated jitter" on every attempt (each delay
-/// is random between the base and three times the previous one), so a fleet of clients that lost the same
-/// server does not come back in lockstep.
+/// Reconnect delays: exponential growth with a cap and "equal jitter" on every attempt (attempt n waits a
+/// random time between half and all of `initial × 2^n`, capped at `maximum`), so a fleet of clients that lost
+/// the same server does not come back in lockstep, and no cause makes a storm.
+///
+/// The floor doubles whatever the dice say: from 100 ms, retries come at the earliest 50, 150, 350 and
+/// 750 ms after the loss, so at most four attempts fall in the first second. Linger 0.2 started over after
+/// every session with a burst of quick retries (about 40 in half a second) and let the decorrelated jitter
+/// fall back to the initial delay, which a server that accepts and then closes at once turned into a storm.
 public struct ReconnectBackoff: Sendable {
     public var initial: Duration
     public var maximum: Duration
-    private var previous: Duration
-    /// Set by ``reset()``: the first delays after a connection that worked are short (a server restart is the
-    /// common cause, and it is back within tens of milliseconds), still jittered so a fleet does not return
-    /// at once. Each quick delay is random in `0...initial/4`, and they go on until they add up to five times
-    /// `initial` (half a second by default, about 40 tries of a refused connect, which costs the server's
-    /// kernel one RST each), then the backoff grows as usual. Three quick tries were too few: a server that
-    /// took longer than them to start was found 100 to 900 ms late (a restart's p99 was 772 ms).
-    private var quickBudget: Duration = .zero
+    /// Attempts since the last connection that worked.
+    private var attempt = 0
 
     /// - Parameter initial: at least 1 ms is used: from 0 the delays never grew, and a sender retried a
     ///   refused connection 1,300 times a second.
     public init(initial: Duration = .milliseconds(100), maximum: Duration = .seconds(10)) {
         self.initial = max(initial, .milliseconds(1))
         self.maximum = max(self.initial, maximum)
-        self.previous = self.initial
     }
 
-    /// The next delay, in `initial ... maximum`.
+    /// The next delay, in `initial / 2 ... maximum`.
     public mutating func next<G: RandomNumberGenerator>(using generator: inout G) -> Duration {
-        if quickBudget > .zero {
-            let delay = Duration.milliseconds(Int64.random(in: 0...Self.milliseconds(initial) / 4, using: &generator))
-            quickBudget -= max(delay, .milliseconds(1))
-            return delay
-        }
-        let low = Self.milliseconds(initial)
-        let high = max(low, min(Self.milliseconds(maximum), Self.milliseconds(previous) * 3))
-        let chosen = Int64.random(in: low...high, using: &generator)
-        previous = .milliseconds(chosen)
-        return previous
+        let first = Self.milliseconds(initial), cap = Self.milliseconds(maximum)
+        // initial × 2^attempt, without overflow once it passes the cap.
+        var ceiling = first
+        for _ in 0..<min(attempt, 62) where ceiling < cap { ceiling = ceiling.multipliedReportingOverflow(by: 2).partialValue }
+        ceiling = min(max(ceiling, 1), cap)
+        attempt += 1
+        return .milliseconds(Int64.random(in: max(1, ceiling / 2)...ceiling, using: &generator))
     }
 
     public mutating func next() -> Duration {
@@ -40,15 +35,13 @@ public struct ReconnectBackoff: Sendable {
         return next(using: &generator)
     }
 
-    /// After a connection that worked: start small again, delays below `initial / 4` for about five times
-    /// `initial` in all.
+    /// After a connection that worked: start from the initial delay again.
     public mutating func reset() {
-        previous = initial
-        quickBudget = initial * 5
+        attempt = 0
     }
 
     private static func milliseconds(_ d: Duration) -> Int64 {
         let (seconds, attoseconds) = d.components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        return seconds.multipliedReportingOverflow(by: 1000).overflow ? .max : seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
 }
