@@ -34,15 +34,37 @@ public final class PostgresSink: LinkSink {
     /// Bytes of message bodies per INSERT.
     static let bytesPerInsert = 16 << 20
 
-    /// Connects, creates the tables if missing and checks their shape.
-    /// - Throws: ``PostgresSinkError`` naming what is wrong (unreachable, password, database, column).
-    public static func open(_ address: PostgresSinkAddress, logger: Logger) async throws -> PostgresSink {
+    /// Connects, creates the tables if missing and checks their shape. A database that is not available yet
+    /// (down, starting, out of connection slots, shutting down) is waited for, as a running collector waits
+    /// for it: `waiting` hears once when the wait begins, and the wait ends when the task is cancelled.
+    /// - Throws: ``PostgresSinkError`` naming what is wrong (a password, a database, a column): what a
+    ///   retry cannot fix.
+    public static func open(
+        _ address: PostgresSinkAddress, logger: Logger, backoff: ReconnectBackoff = ReconnectBackoff(initial: .milliseconds(200), maximum: .seconds(5)),
+        waiting: @Sendable (PostgresSinkError) -> Void = { _ in }
+    ) async throws -> PostgresSink {
+        var backoff = backoff
+        var told = false
+        while true {
+            do {
+                return try await openOnce(address, logger: logger)
+            } catch let error as PostgresSinkError where error.isRetryable {
+                if !told {
+                    waiting(error)
+                    told = true
+                }
+                try await Task.sleep(for: backoff.next())
+            }
+        }
+    }
+
+    private static func openOnce(_ address: PostgresSinkAddress, logger: Logger) async throws -> PostgresSink {
         let configuration = try makeConfiguration(address)
         let connection: PostgresConnection
         do {
             connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
         } catch {
-            throw PostgresSinkError.from(error, address: address)
+            throw PostgresSinkError.from(error, address: address, starting: true)
         }
         do {
             let created = try await PostgresSinkSchema.prepare(address, on: connection, logger: logger)

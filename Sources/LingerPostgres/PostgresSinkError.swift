@@ -42,7 +42,8 @@ public struct PostgresSinkError: Error, Sendable, CustomStringConvertible, Equat
     public var sinkError: LinkSinkError { LinkSinkError(message, isRetryable: isRetryable) }
 
     /// Reads what postgres-nio threw while talking to `address`.
-    static func from(_ error: any Error, address: PostgresSinkAddress) -> Self {
+    /// - Parameter starting: no connection was ever made yet: the database is not reached, not "lost".
+    static func from(_ error: any Error, address: PostgresSinkAddress, starting: Bool = false) -> Self {
         if let known = error as? PostgresSinkError { return known }
         guard let psql = error as? PSQLError else {
             if error is IOError || error is ChannelError || error is NIOConnectionError {
@@ -57,8 +58,11 @@ public struct PostgresSinkError: Error, Sendable, CustomStringConvertible, Equat
                 return Self(.authentication, "PostgreSQL refused user \(address.user) at \(address.host):\(address.port): \(said) (check the password in the URL or PGPASSWORD)")
             case "3D000":
                 return Self(.missingDatabase, "PostgreSQL at \(address.host):\(address.port) has no database \(address.database) (create it with: createdb \(address.database))")
-            case "57P01", "57P02", "57P03", "53300", "53000", "08000", "08001", "08003", "08004", "08006", "40001", "40P01":
-                return Self(.unavailable, "PostgreSQL at \(address.host):\(address.port) is not available: \(said)")
+            // What passes, by SQLSTATE class: connection exceptions (08), insufficient resources (53: too many
+            // clients, a full disk), operator intervention (57P: admin shutdown, crash shutdown, cannot connect
+            // now), transaction rollback (40: serialization, deadlock), system errors (58: I/O).
+            case _ where ["08", "53", "57P", "40", "58"].contains(where: state.hasPrefix):
+                return Self(.unavailable, "PostgreSQL at \(address.host):\(address.port) is not available: \(said) (SQLSTATE \(state))")
             default:
                 return Self(.other, "PostgreSQL said: \(said) (SQLSTATE \(state))")
             }
@@ -66,7 +70,7 @@ public struct PostgresSinkError: Error, Sendable, CustomStringConvertible, Equat
         switch psql.code {
         case .connectionError, .serverClosedConnection, .uncleanShutdown, .clientClosedConnection, .queryCancelled:
             let cause = psql.underlying.map(Self.words(for:)) ?? "\(psql.code)"
-            return Self(.unreachable, "lost PostgreSQL at \(address.host):\(address.port): \(cause)")
+            return Self(.unreachable, "\(starting ? "cannot reach" : "lost") PostgreSQL at \(address.host):\(address.port): \(cause)")
         case .authMechanismRequiresPassword:
             return Self(.authentication, "PostgreSQL at \(address.host):\(address.port) wants a password for \(address.user) (put it in the URL or PGPASSWORD)")
         case .sslUnsupported:

@@ -11,11 +11,11 @@ final class PostgresCluster {
     let url: String
     private var stopped = false
 
-    init(in namespace: TestNamespace) throws {
+    init(in namespace: TestNamespace, maximumConnections: Int = 200) throws {
         self.namespace = namespace
         let directory = "/tmp/linger-pg-\(UUID().uuidString.prefix(8))"
         self.directory = directory
-        let result = try Self.runScript(["start", directory, "5432"], namespace: namespace.name)
+        let result = try Self.runScript(["start", directory, "5432"], namespace: namespace.name, extra: ["MAX_CONNECTIONS": "\(maximumConnections)"])
         guard result.status == 0 else { throw HarnessError("throwaway-postgres start failed: \(result.stderr)") }
         url = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
@@ -24,6 +24,17 @@ final class PostgresCluster {
     func restart() throws {
         let result = try Self.runScript(["restart", directory], namespace: namespace.name)
         guard result.status == 0 else { throw HarnessError("throwaway-postgres restart failed: \(result.stderr)") }
+    }
+
+    /// Down, data kept (`pg_ctl stop -m fast`), until ``resume()``.
+    func halt() throws {
+        let result = try Self.runScript(["halt", directory], namespace: namespace.name)
+        guard result.status == 0 else { throw HarnessError("throwaway-postgres halt failed: \(result.stderr)") }
+    }
+
+    func resume() throws {
+        let result = try Self.runScript(["resume", directory], namespace: namespace.name)
+        guard result.status == 0 else { throw HarnessError("throwaway-postgres resume failed: \(result.stderr)") }
     }
 
     func stop() {
@@ -42,8 +53,8 @@ final class PostgresCluster {
         return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    private static func runScript(_ arguments: [String], namespace: String) throws -> CommandResult {
-        try runDaemonizing("/bin/bash", [script] + arguments, environment: ["NETNS": namespace])
+    private static func runScript(_ arguments: [String], namespace: String, extra: [String: String] = [:]) throws -> CommandResult {
+        try runDaemonizing("/bin/bash", [script] + arguments, environment: extra.merging(["NETNS": namespace]) { $1 })
     }
 }
 
