@@ -14,7 +14,7 @@ struct ServerHandlerTests {
     final class Harness: Sendable {
         let sink: ScriptedSink
         let committer: SinkCommitter
-        let registry = ConnectionRegistry()
+        let registry = ConnectionRegistry(limit: 10)
         let budget: PendingBudget
 
         init(sink: ScriptedSink = ScriptedSink(), budget: Int = 1 << 30) {
@@ -35,7 +35,7 @@ struct ServerHandlerTests {
                 try operations.addHandler(ServerConnectionHandler(
                     settings: settings, committer: committer, budget: budget, registry: registry, logger: Logger(label: "test"), metrics: LinkMetrics(role: "test")))
             }
-            #expect(registry.admit(channel, limit: 10))
+            #expect(registry.admit(channel))
             try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1))
             return channel
         }

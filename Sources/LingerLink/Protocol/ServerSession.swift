@@ -520,7 +520,13 @@ struct ServerSession {
     }
 
     mutating func connectionRefused() -> Action {
-        fail(.tooManyConnections, "the server is at its connection limit; try again later")
+        fail(.tooManyConnections, "the server is at its connection limit; senders are let in in turn, try again shortly")
+    }
+
+    /// Others wait for a session: leave now (what is pending is committed and acknowledged first, as on any
+    /// GOAWAY) and come back later.
+    mutating func yieldRequested() -> Action {
+        goAway(.tooManyConnections, "the server is at its connection limit and others are waiting; reconnect shortly")
     }
 
     /// Nothing was read for the idle timeout. Silence while we wait for the sink is ours, not the client's.

@@ -11,22 +11,60 @@ final class ConnectionRegistry: Sendable {
         var owners: [String: (channel: ObjectIdentifier, epoch: UInt64)] = [:]
         var channels: [ObjectIdentifier: any Channel] = [:]
         var closed = false
+        var admission: FairAdmission
+        /// When refusals were last logged, and how many came since.
+        var refusalsLogged: ContinuousClock.Instant?
+        var refusalsSince = 0
     }
 
-    private let state = Mutex(State())
+    private let state: Mutex<State>
+    /// Sessions at once (`--max-connections`); connections still before their HELLO may be as many again.
+    let limit: Int
 
-    /// A new connection. Returns false when the server is at `limit` or stopping.
-    func admit(_ channel: any Channel, limit: Int) -> Bool {
+    init(limit: Int, turn: Duration = .seconds(5)) {
+        self.limit = max(1, limit)
+        state = Mutex(State(admission: FairAdmission(limit: limit, turn: turn)))
+    }
+
+    /// A new connection, before its HELLO. Returns false when the server is stopping, or holds so many
+    /// connections that it refuses at once (the limit again, for those still to say who they are).
+    func admit(_ channel: any Channel) -> Bool {
         state.withLock { state in
-            guard !state.closed, state.channels.count < limit else { return false }
+            guard !state.closed, state.channels.count < 2 * limit + 16 else { return false }
             state.channels[ObjectIdentifier(channel)] = channel
             return true
+        }
+    }
+
+    /// What a refusal at the limit tells the operator (nil: already told within the last 30 s).
+    struct Refusal {
+        var yielder: (any Channel)?
+        var log: String?
+    }
+
+    /// A connection said HELLO as `clientID`: whether it gets a session now (see ``FairAdmission``).
+    /// - Returns: nil when admitted; else who is asked to yield, and a line for the log now and then.
+    func hello(_ channel: any Channel, clientID: String) -> Refusal? {
+        state.withLock { state in
+            let now = ContinuousClock.now
+            guard case .refuse(let yielder) = state.admission.hello(ObjectIdentifier(channel), clientID: clientID, now: now) else { return nil }
+            state.refusalsSince += 1
+            var line: String?
+            if state.refusalsLogged.map({ now - $0 >= .seconds(30) }) ?? true {
+                line = "at --max-connections \(limit): turned away \(state.refusalsSince) connection\(state.refusalsSince == 1 ? "" : "s") "
+                    + "(\(state.admission.waiting.count) sender\(state.admission.waiting.count == 1 ? "" : "s") waiting, served in turn; "
+                    + "raise --max-connections if they should all ship at once)"
+                state.refusalsLogged = now
+                state.refusalsSince = 0
+            }
+            return Refusal(yielder: yielder.flatMap { state.channels[$0] }, log: line)
         }
     }
 
     func remove(_ channel: any Channel) {
         state.withLock { state in
             let id = ObjectIdentifier(channel)
+            state.admission.ended(id)
             state.channels[id] = nil
             for (clientID, owner) in state.owners where owner.channel == id { state.owners[clientID] = nil }
         }
@@ -53,4 +91,6 @@ final class ConnectionRegistry: Sendable {
     }
 
     var connectionCount: Int { state.withLock { $0.channels.count } }
+    /// Connections that hold a session.
+    var sessionCount: Int { state.withLock { $0.admission.sessions.count } }
 }

@@ -24,6 +24,8 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
         /// Closing then would send our FIN first and leave TIME_WAIT on the server, so the last close waits
         /// for the FIN itself (``TLSDetector`` reports it) or the close deadline.
         var waitsForTransportEOF = false
+        /// Failed TLS handshakes, logged now and then (shared by every connection of the server).
+        var tlsFailures: LogThrottle?
     }
 
     private var session: ServerSession
@@ -144,6 +146,9 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
             run(session.shutdownRequested(), context: context)
         case is RefuseConnection:
             run(session.connectionRefused(), context: context)
+        case is YieldSlot:
+            logger.info("asking a sender to yield its slot to one waiting", metadata: ["client": "\(session.clientID ?? "-")", "peer": "\(peer)"])
+            run(session.yieldRequested(), context: context)
         case is ConnectionReplaced:
             metrics.replacedConnections.increment()
             logger.info("a newer connection claimed this client id; closing this one",
@@ -162,7 +167,14 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
             // A socket error (reset, write failure) or a failed TLS handshake: nothing more can be said on this
             // connection.
             if error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError {
-                logger.info("TLS failed", metadata: ["peer": "\(peer)", "error": "\(error)"])
+                // Said at the default level, in words, at most once per 30 s per reason (a misconfigured fleet
+                // must not flood the log): an operator otherwise never learns why senders do not arrive.
+                let reason = ServerTLSFailure.describe(error)
+                if let count = settings.tlsFailures?.shouldLog(reason) {
+                    logger.warning("TLS handshake failed with \(peer): \(reason)\(count > 1 ? " (\(count) times in the last 30 s)" : "")")
+                } else {
+                    logger.debug("TLS failed", metadata: ["peer": "\(peer)", "error": "\(error)"])
+                }
             } else {
                 logger.debug("connection error", metadata: ["client": "\(session.clientID ?? "-")", "peer": "\(peer)", "error": "\(error)"])
             }
@@ -185,6 +197,12 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
             break
         case .claim(let clientID):
             let channel = context.channel
+            // The connection limit counts sessions, and hands them out in turn (``FairAdmission``).
+            if let refusal = registry.hello(channel, clientID: clientID) {
+                if let line = refusal.log { logger.warning("\(line)") }
+                refusal.yielder?.pipeline.fireUserInboundEventTriggered(YieldSlot())
+                return run(session.connectionRefused(), context: context)
+            }
             committer.claim(clientID: clientID, on: context.eventLoop).assumeIsolated().whenComplete { result in
                 self.claimCompleted(result, clientID: clientID, channel: channel)
             }
@@ -317,6 +335,8 @@ extension ServerConnectionHandler: Sendable {}
 
 /// Fired into a connection's pipeline when the server is over its connection limit.
 struct RefuseConnection {}
+/// Another sender waits for a session: this one is asked to leave and come back (``FairAdmission``).
+struct YieldSlot {}
 /// Fired into every connection's pipeline when the server shuts down gracefully.
 struct ServerShutdown {}
 /// Fired into a connection's pipeline when a newer connection claimed its client id.
