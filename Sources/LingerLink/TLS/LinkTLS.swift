@@ -27,6 +27,18 @@ public struct LinkServerTLS: Sendable {
     /// before anything listens.
     public func check() throws { _ = try makeContext() }
 
+    /// A warning when the server's own certificate expires within `days` (or has expired): said at start and
+    /// daily, so an operator renews it before senders are refused. Nil when it is good for longer, or cannot
+    /// be read (that is reported where it is loaded).
+    public func expiryWarning(within days: Int = 14) -> String? { expiryWarning(within: days, now: time(nil)) }
+
+    func expiryWarning(within days: Int, now: time_t) -> String? {
+        guard let leaf = try? loadCertificates(certificatePath, role: "certificate").first else { return nil }
+        let left = leaf.notValidAfter - now
+        guard left < time_t(days) * 86_400 else { return nil }
+        if left <= 0 { return "warning: the server's certificate \(certificatePath) expired on \(formatUTC(leaf.notValidAfter)); senders refuse it: renew it and send SIGHUP" }
+        return "warning: the server's certificate \(certificatePath) expires on \(formatUTC(leaf.notValidAfter)), in \(left / 86_400) day\(left / 86_400 == 1 ? "" : "s"): renew it and send SIGHUP"
+    }
     /// Reads the files and builds a context: blocking, so only at start-up and on reload, never on an event loop.
     func makeContext() throws -> NIOSSLContext {
         let chain = try loadCertificates(certificatePath, role: "certificate")
@@ -69,6 +81,7 @@ public struct LinkClientTLS: Sendable {
 
     /// Reads the files once, to report an unusable one before connecting.
     public func check() throws { _ = try makeContext() }
+
 
     func makeContext() throws -> NIOSSLContext {
         var configuration = TLSConfiguration.makeClientConfiguration()

@@ -46,7 +46,12 @@ enum TLSFailure {
         let text = "\(error)"
         if text.contains("CERTIFICATE_VERIFY_FAILED") {
             let problem = verdict?.problem ?? "the server's certificate could not be verified"
-            return "TLS refused: \(problem); give --tls-ca with the CA that signs the server's certificate, or renew it"
+            // The advice fits the reason: an expired certificate signed by the right CA needs renewing, not
+            // another --tls-ca.
+            let advice = verdict?.problem?.contains("expired") == true || verdict?.problem?.contains("not valid before") == true
+                ? "the server's operator must renew it (or fix the server's clock)"
+                : "give --tls-ca with the CA that signs the server's certificate"
+            return "TLS refused: \(problem); \(advice)"
         }
         if text.contains("WRONG_VERSION_NUMBER") || text.contains("PACKET_LENGTH_TOO_LONG") || text.contains("RECORD_LENGTH_MISMATCH") {
             return "the server does not speak TLS on this port (it runs without --tls-cert?); drop the --tls options or fix the address"
@@ -67,6 +72,37 @@ enum TLSFailure {
             return "no TLS version or cipher in common with the server (linger needs TLS 1.2 or later)"
         }
         return nil
+    }
+}
+
+/// A failed TLS handshake as the server sees it, in words for its log (the client's reason, not BoringSSL's
+/// type dump): what the client did wrong, as far as the alert or error tells.
+enum ServerTLSFailure {
+    static func describe(_ error: any Error) -> String {
+        let text = "\(error)"
+        if text.contains("CERTIFICATE_REQUIRED") || text.contains("PEER_DID_NOT_RETURN_A_CERTIFICATE") {
+            return "the client presented no certificate, and --tls-client-ca requires one"
+        }
+        if text.contains("CERTIFICATE_VERIFY_FAILED") {
+            return "the client's certificate does not verify against --tls-client-ca (another CA, expired, or not yet valid)"
+        }
+        if text.contains("UNKNOWN_CA") {
+            return "the client does not trust this server's certificate (its --tls-ca is another CA)"
+        }
+        if text.contains("CERTIFICATE_EXPIRED") { return "the client says this server's certificate has expired" }
+        if text.contains("BAD_CERTIFICATE") || text.contains("CERTIFICATE_UNKNOWN") {
+            return "the client refused this server's certificate (a name it does not hold, or a CA it does not trust)"
+        }
+        if text.contains("WRONG_VERSION_NUMBER") || text.contains("HTTP_REQUEST") || text.contains("HTTPS_PROXY_REQUEST") {
+            return "the client does not speak TLS (plain HTTP, or a sender without --tls-ca)"
+        }
+        if text.contains("UNSUPPORTED_PROTOCOL") || text.contains("NO_SHARED_CIPHER") || text.contains("PROTOCOL_VERSION") {
+            return "no TLS version or cipher in common with the client (linger needs TLS 1.2 or later)"
+        }
+        if text.contains("eofDuringHandshake") || text.contains("uncleanShutdown") {
+            return "the client closed during the TLS handshake (often: it does not trust this server's certificate)"
+        }
+        return "the TLS handshake failed (\(text))"
     }
 }
 
