@@ -1,4 +1,5 @@
 import ArgumentParser
+import Synchronization
 import LingerLink
 import LingerPostgres
 import Logging
@@ -33,9 +34,13 @@ struct Serve: AsyncParsableCommand {
             them alive with PINGs, retries the sink with backoff, and resumes exactly when it recovers. Only \
             one connection speaks for a client id: a newer one takes over and the older sender is told to stop.
 
-            SIGTERM or SIGINT: stop accepting, send GOAWAY, let clients close first, close stragglers after \
-            --shutdown-deadline. Exit status: 0 after a clean stop; 1 when the sink cannot be opened or fails \
-            in a way a retry cannot fix (standard output's reader went away), or the address cannot be bound.
+            SIGTERM or SIGINT: stop accepting, send GOAWAY, let clients close first, close stragglers; the whole \
+            stop takes at most --shutdown-deadline (10 s) in every state: a sink still failing (a full disk, a \
+            read-only filesystem, a database that is down) stops being retried, and a sink stuck in the kernel \
+            is left behind one second later. A second signal exits at once. What was not stored was never \
+            acknowledged: the senders send it again to the next server. Exit status: 0 after a clean stop; 1 \
+            when the sink cannot be opened or fails in a way a retry cannot fix (standard output's reader went \
+            away), when the stop left a failing sink, or the address cannot be bound.
             Examples:
               linger serve --sink file:/var/log/shipped.log --token-file /etc/linger/tokens
               linger serve --sink file:/var/log/app.log --adopt-existing
@@ -84,7 +89,10 @@ struct Serve: AsyncParsableCommand {
         valueName: "pem"))
     var tlsClientCA: String?
 
-    @Option(name: .customLong("max-connections"), parsing: .unconditional, help: "Refuse connections beyond this many (the client retries later).")
+    @Option(name: .customLong("max-connections"), parsing: .unconditional, help: ArgumentHelp(
+        "Sessions at once. Senders beyond it wait in line by client id and are let in in turn: a free session goes to the "
+            + "longest waiting, and a sender that has held its slot 5 s is asked to yield it to one waiting (its lines wait in its "
+            + "outbox). Turned-away senders are logged every 30 s (default: 1024).", valueName: "count"))
     var maxConnections = 1024
 
     @Option(name: .customLong("max-pending"), parsing: .unconditional, help: ArgumentHelp(
@@ -99,7 +107,10 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("close-deadline"), parsing: .unconditional, help: ArgumentHelp("After GOAWAY or ERROR, how long a client gets to close first before the server closes (default: 5s).", valueName: "duration"), transform: DurationArgument.parse)
     var closeDeadline = DurationArgument(.seconds(5))
 
-    @Option(name: .customLong("shutdown-deadline"), parsing: .unconditional, help: ArgumentHelp("On shutdown, how long clients get to close first (default: 10s).", valueName: "duration"), transform: DurationArgument.parse)
+    @Option(name: .customLong("shutdown-deadline"), parsing: .unconditional, help: ArgumentHelp(
+        "How long a stop (SIGTERM, SIGINT) may take, whatever the sink is doing: clients are asked to close first, a failing "
+            + "sink stops being retried, and one second past it the process exits even if the sink is stuck in the kernel. A "
+            + "second signal exits at once. Nothing the sink did not store is acknowledged (default: 10s).", valueName: "duration"), transform: DurationArgument.parse)
     var shutdownDeadline = DurationArgument(.seconds(10))
 
     @Flag(name: .customLong("adopt-existing"), help: ArgumentHelp(
@@ -217,7 +228,12 @@ struct Serve: AsyncParsableCommand {
             case _ where isPostgres:
                 let address = try PostgresSinkAddress(parsing: sink, environment: ProcessInfoEnvironment.current)
                 shownSink = address.description
-                let postgres = try await PostgresSink.open(address, logger: logger)
+                let waited = Mutex(false)
+                let postgres = try await PostgresSink.open(address, logger: logger) { problem in
+                    waited.withLock { $0 = true }
+                    StandardOutput.note("\(problem.message); waiting for it (SIGTERM stops)")
+                }
+                if waited.withLock({ $0 }) { StandardOutput.note("reached PostgreSQL at \(address.host):\(address.port)") }
                 for note in postgres.openingNotes { StandardOutput.note(note) }
                 theSink = postgres
             default:
@@ -278,6 +294,37 @@ struct Serve: AsyncParsableCommand {
             }
         }
         defer { reopening.cancel() }
+        // The server's own certificate, at start and daily: renewed before senders refuse it.
+        let certificate = tlsConfiguration
+        let expiry = Task {
+            while let certificate, !Task.isCancelled {
+                if let warning = certificate.expiryWarning() { StandardOutput.note(warning) }
+                try? await Task.sleep(for: .seconds(86_400))
+            }
+        }
+        defer { expiry.cancel() }
+        // Stop means stop: the server's own stop fits in --shutdown-deadline (a failing sink stops retrying
+        // there); a sink thread stuck in the kernel (a hung NFS write) cannot be interrupted, so one second
+        // later the process exits without it. A second SIGTERM or SIGINT exits at once. Either way nothing the
+        // sink did not store was acknowledged: the senders still hold it.
+        let stops = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        let deadline = shutdownDeadline.duration
+        let pidFile = self.pidFile
+        let watchdog = Task {
+            var seen = 0
+            for await signal in stops {
+                seen += 1
+                if seen == 1 {
+                    Task {
+                        try? await Task.sleep(for: deadline + .seconds(1))
+                        Self.exitNow("the sink did not finish within --shutdown-deadline (\(deadline.formattedSeconds)); exiting without it", pidFile: pidFile)
+                    }
+                } else {
+                    Self.exitNow("\(signal) again: exiting now", pidFile: pidFile)
+                }
+            }
+        }
+        defer { watchdog.cancel() }
         let group = ServiceGroup(
             configuration: .init(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: lifecycleLogger(logger)))
         async let announce: Void = {
@@ -293,6 +340,16 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode.failure
         }
         await announce
+    }
+}
+
+extension Serve {
+    /// Ends the process now, whatever is still running (a sink thread stuck in the kernel): what the sink did
+    /// not store was never acknowledged, and senders resend it.
+    static func exitNow(_ reason: String, pidFile: String?) -> Never {
+        StandardOutput.note(reason + "; nothing the sink did not store was acknowledged (senders resend it)")
+        if let pidFile { unlink(pidFile) }
+        Glibc.exit(1)
     }
 }
 

@@ -75,7 +75,7 @@ public final class LinkServer: Service {
     public let configuration: LinkServerConfiguration
     private let logger: Logger
     private let metrics: LinkMetrics
-    private let registry = ConnectionRegistry()
+    private let registry: ConnectionRegistry
     private let committer: SinkCommitter
     private let budget: PendingBudget
     private let address = Mutex<Result<SocketAddress, any Error>?>(nil)
@@ -90,6 +90,7 @@ public final class LinkServer: Service {
         self.logger = logger
         self.metrics = metrics
         self.committer = SinkCommitter(sink: configuration.sink, logger: logger, metrics: metrics)
+        self.registry = ConnectionRegistry(limit: configuration.maximumConnections)
         self.budget = PendingBudget(limit: configuration.pendingBudget)
         self.tokens = NIOLockedValueBox(configuration.tokens)
     }
@@ -156,6 +157,7 @@ public final class LinkServer: Service {
 
         let committer = self.committer
         var sinkFailure: (any Error)?
+        let stopping = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
         await withTaskGroup(of: (any Error)?.self) { group in
             group.addTask {
                 do {
@@ -170,6 +172,7 @@ public final class LinkServer: Service {
                 await withTaskCancellationOrGracefulShutdownHandler {
                     try? await channel.closeFuture.get()
                 } onCancelOrGracefulShutdown: {
+                    stopping.withLockedValue { $0 = $0 ?? .now }
                     channel.close(promise: nil)
                 }
                 return nil
@@ -178,10 +181,26 @@ public final class LinkServer: Service {
                 sinkFailure = error
                 channel.close(promise: nil)
             }
+            let began = stopping.withLockedValue { $0 = $0 ?? .now; return $0! }
             await drain()
             committer.finish()
+            // The whole stop fits in the shutdown deadline: a sink still retrying a failure (a full disk, a
+            // database that is down) stops retrying when it is up; nothing it did not store was acknowledged.
+            // Cancelling the committer ends its retry's backoff at once; a commit in progress finishes first.
+            let end = began + configuration.shutdownDeadline
+            group.addTask {
+                do { try await Task.sleep(until: end, clock: .continuous) } catch { return nil }
+                return ShutdownDeadlinePassed()
+            }
             while let next = await group.next() {
-                if let error = next, sinkFailure == nil { sinkFailure = error }
+                if next is ShutdownDeadlinePassed {
+                    group.cancelAll()
+                } else if let error = next, sinkFailure == nil {
+                    sinkFailure = error
+                    group.cancelAll()  // the committer is done: the deadline's sleep need not run out
+                } else if next == nil, committer.isDone {
+                    group.cancelAll()
+                }
             }
         }
         try await configuration.sink.close()
@@ -197,9 +216,8 @@ public final class LinkServer: Service {
                 keepMessageBytes: configuration.sink.needsMessageBytes, acceptsNewlines: configuration.sink.acceptsNewlines,
                 pendingLimit: configuration.pendingLimit, requiresCertificateIdentity: configuration.tls?.clientCAPath != nil),
             idleTimeout: TimeAmount(configuration.idleTimeout), closeDeadline: TimeAmount(configuration.closeDeadline),
-            waitsForTransportEOF: configuration.tls != nil)
+            waitsForTransportEOF: configuration.tls != nil, tlsFailures: configuration.tls == nil ? nil : LogThrottle(every: .seconds(30)))
         let registry = self.registry, committer = self.committer, budget = self.budget, logger = self.logger, metrics = self.metrics
-        let limit = configuration.maximumConnections
         let abortive = configuration.abortiveClose
         let maximumFrameLength = configuration.maximumFrameLength
         let tlsContext = configuration.tls == nil ? nil : self.tlsContext
@@ -217,7 +235,7 @@ public final class LinkServer: Service {
             // 256 MB they sent; 256 KiB was as fast in the fan-in benchmark.
             .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 256 << 10))
             .childChannelInitializer { child in
-                let admitted = registry.admit(child, limit: limit)
+                let admitted = registry.admit(child)
                 let lingerSet: EventLoopFuture<Void>
                 if abortive, let provider = child as? any SocketOptionProvider {
                     lingerSet = provider.setSoLinger(linger(l_onoff: 1, l_linger: 0))
@@ -272,6 +290,9 @@ public final class LinkServer: Service {
         for waiter in waiters { waiter.resume(with: result) }
     }
 }
+
+/// The shutdown deadline ran out while the sink was still busy.
+private struct ShutdownDeadlinePassed: Error {}
 
 /// A bind error in words ("address already in use"), not a Swift type dump.
 func describeBindError(_ error: any Error) -> String {

@@ -22,6 +22,7 @@ final class SinkCommitter: Sendable {
     private struct State {
         var queue: [Work] = []
         var finished = false
+        var done = false
         var fatal: LinkSinkError?
     }
 
@@ -78,9 +79,14 @@ final class SinkCommitter: Sendable {
         wake.finish()
     }
 
-    /// Runs the sink until ``finish()`` (after the queue drains) or cancellation.
+    /// Whether ``run()`` has returned.
+    var isDone: Bool { state.withLockedValue { $0.done } }
+
+    /// Runs the sink until ``finish()`` (after the queue drains) or cancellation; cancelled while a group
+    /// is failing, it fails the group and everything queued (nothing of it was acknowledged) and throws.
     /// - Throws: the sink's error when a retry cannot fix it; everything waiting has failed with it then.
     func run() async throws {
+        defer { state.withLockedValue { $0.done = true } }
         for await _ in wakeups {
             try await drain()
         }
@@ -122,7 +128,8 @@ final class SinkCommitter: Sendable {
                     metrics.sinkFailing.record(0)
                 }
                 return
-            } catch let error as LinkSinkError where error.isRetryable {
+            } catch let failure as LinkSinkError where failure.isRetryable {
+                let error = failure
                 attempts += 1
                 metrics.sinkRetries.increment()
                 if failingSince == nil {
@@ -138,8 +145,14 @@ final class SinkCommitter: Sendable {
                 do {
                     try await Task.sleep(for: backoff.next())
                 } catch {
-                    let stopped = LinkSinkError("the server stopped while the sink was failing: \(error)", isRetryable: false)
-                    for work in group { Self.fail(work, stopped) }
+                    let stopped = LinkSinkError(
+                        "stopped while the sink was failing (\(failure.message)); nothing it did not store was acknowledged", isRetryable: false)
+                    let waiting = state.withLockedValue { state -> [Work] in
+                        state.fatal = stopped
+                        defer { state.queue.removeAll() }
+                        return state.queue
+                    }
+                    for work in group + waiting { Self.fail(work, stopped) }
                     throw stopped
                 }
             } catch {
