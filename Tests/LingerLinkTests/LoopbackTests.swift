@@ -87,7 +87,8 @@ struct LoopbackTests {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try? await nowhere.run() }
             let starting = Task { try await nowhere.start() }
-            try await Task.sleep(for: .milliseconds(100))
+            // Until the first refused attempt is recorded (a condition, not a guess at how long it takes).
+            for _ in 0..<500 where nowhere.connectProblem == nil { try await Task.sleep(for: .milliseconds(10)) }
             starting.cancel()
             await #expect(throws: CancellationError.self) { try await starting.value }
             #expect(nowhere.connectProblem?.contains("refused") == true, "\(String(describing: nowhere.connectProblem))")

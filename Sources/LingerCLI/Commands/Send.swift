@@ -52,6 +52,13 @@ struct Send: AsyncParsableCommand {
             over for the next, as during a token rotation across collectors; the sender stops with exit status \
             2 only when every server has refused since the last session began.
 
+            A peer that is no linger server stops the sender with exit status 2 and what it saw: bytes that are \
+            no link frame (an HTTP or SSH server) at once; a peer that accepts and closes without a word, or says \
+            nothing for a third of --idle-timeout (10 s by default), after three connections in a row, within a \
+            second or within 30 s. A linger server always says why it turns a sender away (a connection limit, a \
+            shutdown), so this never stops a sender that once had a session with that server: a proxy whose \
+            collectors restart is waited for.
+
             Only one sender may use a client id at a time: when another takes it over, this one stops with \
             exit status 2 rather than fight back. SIGINT and SIGTERM stop reading, wait briefly for the \
             acknowledgements in flight, and say how many lines were left unacknowledged.

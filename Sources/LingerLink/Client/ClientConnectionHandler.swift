@@ -43,8 +43,9 @@ final class ClientConnectionHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         closeDeadline?.cancel()
+        let heard = session.heardAFrame
         session.closed()
-        client.connectionEnded(context.channel)
+        client.connectionEnded(context.channel, heardAFrame: heard)
         context.fireChannelInactive()
     }
 
@@ -134,7 +135,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
             context.close(promise: nil)
         case .replace:
             client.metrics.idleTimeouts.increment()
-            client.replacedForSilence()
+            client.replacedForSilence(heardAFrame: session.heardAFrame)
             context.close(promise: nil)
         }
     }

@@ -87,6 +87,11 @@ public final class LinkClient: Service, Sendable {
         /// is the endpoint's configuration, not the client's: the next endpoint is tried, and the link ends
         /// only when every endpoint has refused since the last session began.
         var endpointRefusal: LinkError?
+        /// Whether the last connection brought any frame (see ``LinkClient/strikesBeforeGivingUp``).
+        var lastConnectionHeardAFrame = true
+        /// The last connection was turned away at the server's connection limit: the server lets senders in
+        /// in turn, so this one comes back soon rather than after a long backoff.
+        var waitingForASlot = false
         var sentCount: UInt64 = 0
         var acknowledgedCount: UInt64 = 0
 
@@ -368,18 +373,26 @@ public final class LinkClient: Service, Sendable {
         var downSince = ContinuousClock.now
         // Handshake refusals since the last session began, by endpoint index (see `State.endpointRefusal`).
         var refusals: [Int: LinkError] = [:]
+        // Connections in a row that an endpoint which never gave this client a session accepted and then closed
+        // or left silent without a single frame, and the endpoints that did give one.
+        var strikes: [Int: (count: Int, how: String)] = [:]
+        var answered: Set<Int> = []
         while !isClosingOrFailed {
             let index = attempt % configuration.endpoints.count
             let endpoint = configuration.endpoints[index]
             attempt += 1
             let sessionsBefore = state.withLockedValue { $0.sessions }
             var reason: String?
+            var connected = false
             state.withLockedValue {
                 $0.endedEarly = nil
                 $0.endpointRefusal = nil
+                $0.lastConnectionHeardAFrame = true
+                $0.waitingForASlot = false
             }
             do {
                 let channel = try await connect(to: endpoint, tls: try tlsContexts?.current())
+                connected = true
                 metrics.connections.increment()
                 // Cancelling run() closes the connection at once (an abrupt stop: use close() to drain first).
                 await withTaskCancellationHandler {
@@ -393,7 +406,32 @@ public final class LinkClient: Service, Sendable {
                 log(reason!)
             }
             if isClosingOrFailed { break }
-            let (sessionBegan, refusal, endedEarly) = state.withLockedValue { ($0.sessions > sessionsBefore, $0.endpointRefusal, $0.endedEarly) }
+            var (sessionBegan, refusal, endedEarly, heard) = state.withLockedValue {
+                ($0.sessions > sessionsBefore, $0.endpointRefusal, $0.endedEarly, $0.lastConnectionHeardAFrame)
+            }
+            if sessionBegan { answered.insert(index) }
+            if refusal == nil, connected, !heard, !answered.contains(index) {
+                // Accepted, then closed or silent without one frame: a linger server (even one at its connection
+                // limit, or shutting down) says why. A few of these in a row from a peer that never gave a
+                // session is another service on that port (or a proxy with no collector behind it).
+                let how = endedEarly.map { _ in "accepted the connection but sent nothing for \(configuration.pingInterval.formattedSeconds)" }
+                    ?? "accepted the connection and closed it without a word"
+                let count = (strikes[index]?.count ?? 0) + 1
+                strikes[index] = (count, how)
+                if count >= Self.strikesBeforeGivingUp {
+                    refusal = LinkError(
+                        .notALinkServer,
+                        "\(endpoint) \(how), \(count) times in a row, and never answered the link's HELLO: it is no linger server "
+                            + "(another service on that port, or a load balancer with no collector behind it)")
+                    if configuration.endpoints.count > 1 { state.withLockedValue { $0.endpointRefusal = refusal } }
+                }
+            } else {
+                strikes[index] = nil
+            }
+            if let refusal, configuration.endpoints.count == 1, !sessionBegan, refusal.kind == .notALinkServer, strikes[index] != nil {
+                fail(with: refusal)
+                break
+            }
             if let refusal {
                 refusals[index] = refusal
                 // A refusal after this connection's session began would come again from the same endpoint
@@ -416,7 +454,8 @@ public final class LinkClient: Service, Sendable {
             }
             state.withLockedValue { $0.reconnects += 1 }
             metrics.reconnects.increment()
-            let delay = backoff.next()
+            var delay = backoff.next()
+            if state.withLockedValue({ $0.waitingForASlot }) { delay = min(delay, .milliseconds(Int64.random(in: 500...1000))) }
             if failures > 0 {
                 let trouble = ConnectionTrouble(
                     attempt: failures, reason: reason ?? "the connection to \(endpoint) closed before the session began",
@@ -430,8 +469,9 @@ public final class LinkClient: Service, Sendable {
             }
             log("reconnecting in \(delay.formattedMilliseconds)")
             // Sleep, but wake at once for close().
+            let pause = delay
             await withTaskGroup(of: Void.self) { group in
-                group.addTask { try? await Task.sleep(for: delay) }
+                group.addTask { try? await Task.sleep(for: pause) }
                 group.addTask { try? await self.wait(for: .closing) }
                 await group.next()
                 group.cancelAll()
@@ -468,6 +508,12 @@ public final class LinkClient: Service, Sendable {
             }
             .connect(host: endpoint.host, port: endpoint.port).get()
     }
+
+    /// Connections in a row, from an endpoint that never gave this client a session, that end without one frame
+    /// before the client takes the endpoint for no linger server (exit status 2 from `linger send`). With the
+    /// backoff that is well under a second for a peer that closes at once, and three ping intervals (30 s with
+    /// the default idle timeout) for one that says nothing.
+    public static let strikesBeforeGivingUp = 3
 
     // MARK: - Called by the connection handler (on its event loop)
 
@@ -563,6 +609,7 @@ public final class LinkClient: Service, Sendable {
     func serverDismissed(code: LinkCloseCode, text: String) {
         log("the server asked this client to leave (\(code)): \(text)")
         turnedAway(text)
+        if code == .tooManyConnections { state.withLockedValue { $0.waitingForASlot = true } }
     }
 
     /// An ERROR or a final GOAWAY from the server. Retryable codes only log; the rest end the link.
@@ -572,6 +619,7 @@ public final class LinkClient: Service, Sendable {
         logger.notice("server refused the client", metadata: ["code": "\(code)", "text": "\(text)"])
         guard !code.isRetryable else {
             turnedAway(text)
+            if code == .tooManyConnections { state.withLockedValue { $0.waitingForASlot = true } }
             return
         }
         let kind: LinkError.Kind = code == .replaced ? .replaced : .rejected(code)
@@ -612,10 +660,12 @@ public final class LinkClient: Service, Sendable {
 
     /// Nothing at all came back for the idle timeout (no WELCOME, no PONG): the connection is replaced. Before
     /// a session, that is what a service that is no linger server and waits for more input looks like.
-    func replacedForSilence() {
+    func replacedForSilence(heardAFrame: Bool) {
         log("nothing received from the server for \(configuration.idleTimeout); replacing the connection")
         state.withLockedValue {
-            $0.endedEarly = "accepted the connection but sent nothing for \(configuration.idleTimeout.formattedSeconds); is it a linger server?"
+            $0.endedEarly = heardAFrame
+                ? "went silent for \(configuration.idleTimeout.formattedSeconds)"
+                : "accepted the connection but sent nothing for \(configuration.pingInterval.formattedSeconds); is it a linger server?"
         }
     }
 
@@ -633,9 +683,10 @@ public final class LinkClient: Service, Sendable {
         resume(waiters)
     }
 
-    func connectionEnded(_ channel: any Channel) {
+    func connectionEnded(_ channel: any Channel, heardAFrame: Bool) {
         state.withLockedValue { state in
             if let current = state.channel, current === channel { state.channel = nil }
+            state.lastConnectionHeardAFrame = heardAFrame
         }
     }
 

@@ -53,6 +53,7 @@ struct ClientSession {
 
     mutating func frameReceived(_ frame: LinkFrame) -> Action {
         quiet = .zero
+        heardAFrame = true
         switch (state, frame) {
         case (.closed, _):
             return .none
@@ -84,10 +85,20 @@ struct ClientSession {
         }
     }
 
+    /// Whether any frame came on this connection (a peer that closes or stays silent before its first frame
+    /// may be no linger server at all).
+    private(set) var heardAFrame = false
+
     /// Nothing was read for one `pingInterval`.
     mutating func readIdle() -> Action {
         guard state != .closed else { return .none }
         quiet += pingInterval
+        if state == .helloSent && !heardAFrame {
+            // A linger server answers HELLO at once (WELCOME, or ERROR): one quiet interval is enough to
+            // stop waiting, instead of the whole idle timeout.
+            state = .closed
+            return .replace
+        }
         if quiet >= idleTimeout {
             // Not even a PONG: the server is gone without a FIN (half-open). Replace the connection.
             state = .closed
