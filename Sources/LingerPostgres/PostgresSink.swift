@@ -34,9 +34,11 @@ public final class PostgresSink: LinkSink {
     /// Bytes of message bodies per INSERT.
     static let bytesPerInsert = 16 << 20
 
-    /// Connects, creates the tables if missing and checks their shape. A database that is not available yet
-    /// (down, starting, out of connection slots, shutting down) is waited for, as a running collector waits
-    /// for it: `waiting` hears once when the wait begins, and the wait ends when the task is cancelled.
+    /// Connects, creates the tables if missing and checks their shape. A database that answers "not now"
+    /// (out of connection slots, starting up, shutting down: SQLSTATE classes 53, 57P, 08…) is waited for, as a
+    /// running collector waits for it: `waiting` hears once when the wait begins, and the wait ends when the
+    /// task is cancelled. Nothing answering at all (connection refused, no route) stops at once instead: at
+    /// start that is almost always a wrong host or port in the URL, which no wait fixes.
     /// - Throws: ``PostgresSinkError`` naming what is wrong (a password, a database, a column): what a
     ///   retry cannot fix.
     public static func open(
@@ -48,7 +50,7 @@ public final class PostgresSink: LinkSink {
         while true {
             do {
                 return try await openOnce(address, logger: logger)
-            } catch let error as PostgresSinkError where error.isRetryable {
+            } catch let error as PostgresSinkError where error.kind == .unavailable {
                 if !told {
                     waiting(error)
                     told = true

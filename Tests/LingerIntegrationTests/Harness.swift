@@ -64,7 +64,12 @@ func run(_ executable: String, _ arguments: [String], timeout: Double = 60) thro
     let deadline = Date().addingTimeInterval(timeout)
     while process.isRunning && Date() < deadline { usleep(10_000) }
     if process.isRunning {
+        // SIGTERM first (a linger process then says why it stops), SIGKILL if that is ignored: the suite must
+        // go on and report the failure rather than wait forever on one child.
         process.terminate()
+        let grace = Date().addingTimeInterval(10)
+        while process.isRunning && Date() < grace { usleep(10_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
     }
     try out.close()

@@ -153,14 +153,15 @@ struct Serve: AsyncParsableCommand {
         _ = try fsyncPolicy()
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
         if tlsClientCA != nil && tlsCert == nil { throw ValidationError("--tls-client-ca needs --tls-cert and --tls-key") }
-        guard maxConnections > 0 else { throw ValidationError("--max-connections must be at least 1") }
+        // A process holds a bounded number of fds (20,000 on many hosts); a million sessions is past any host.
+        guard (1...1_000_000).contains(maxConnections) else { throw ValidationError("--max-connections must be from 1 to 1000000, got \(maxConnections)") }
         guard idleTimeout.milliseconds > 0 else { throw ValidationError("--idle-timeout must be more than 0") }
         let rotating = rotateSize != nil || rotateEvery != nil
         if (rotating || keep != nil || compress || adoptExisting) && !sink.hasPrefix("file:") {
             throw ValidationError("--rotate-size, --rotate-every, --keep, --compress and --adopt-existing need --sink file:PATH")
         }
         if (keep != nil || compress) && !rotating { throw ValidationError("--keep and --compress go with --rotate-size or --rotate-every") }
-        if let keep, keep < 1 { throw ValidationError("--keep must be at least 1, got \(keep)") }
+        if let keep, !(1...1_000_000).contains(keep) { throw ValidationError("--keep must be from 1 to 1000000, got \(keep)") }
         if let rotateEvery, rotateEvery.milliseconds < 1000 { throw ValidationError("--rotate-every must be at least 1s") }
     }
 
@@ -229,6 +230,15 @@ struct Serve: AsyncParsableCommand {
                 let address = try PostgresSinkAddress(parsing: sink, environment: ProcessInfoEnvironment.current)
                 shownSink = address.description
                 let waited = Mutex(false)
+                // The server (and its stop handling) does not exist yet while the database is waited for, so a
+                // stop here is handled here: nothing was accepted, so nothing is at stake.
+                let pidFile = self.pidFile
+                let stopWhileWaiting = Task {
+                    for await signal in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
+                        Self.exitNow("\(signal) while waiting for PostgreSQL: exiting", pidFile: pidFile)
+                    }
+                }
+                defer { stopWhileWaiting.cancel() }
                 let postgres = try await PostgresSink.open(address, logger: logger) { problem in
                     waited.withLock { $0 = true }
                     StandardOutput.note("\(problem.message); waiting for it (SIGTERM stops)")
