@@ -63,13 +63,20 @@ struct Capacity: ParsableCommand {
         // A million new connections per second per host is already past what a kernel accepts; far beyond
         // that the numbers only mislead.
         guard rate <= 1e9 else { throw ValidationError("--rate \(rate) is not a rate a host can reach; give at most 1000000000 requests per second") }
-        guard requestsPerConnection >= 1 else { throw ValidationError("--requests-per-connection must be at least 1") }
-        if let timeWait, !(timeWait > 0) { throw ValidationError("--time-wait must be more than 0 seconds") }
+        guard requestsPerConnection >= 1, requestsPerConnection <= 1e12 else {
+            throw ValidationError("--requests-per-connection must be from 1 to 1000000000000")
+        }
+        if let timeWait, !(timeWait > 0 && timeWait <= DurationArgument.longestSeconds) {
+            throw ValidationError("--time-wait must be more than 0 and at most 3153600000 seconds (100 years)")
+        }
         if let portRange, parsedRange(portRange) == nil {
             throw ValidationError("--port-range must be LOW-HIGH with 1 ≤ LOW ≤ HIGH ≤ 65535, got '\(portRange)'")
         }
-        guard sourceAddresses >= 1, (destinations ?? 1) >= 1, destinationAddresses >= 1, destinationPorts >= 1 else {
-            throw ValidationError("--source-addresses, --destinations, --destination-addresses and --destination-ports must be at least 1")
+        // Their product with 65,535 ports must stay a countable number of connections; a million of each is
+        // already more addresses than any host holds.
+        let counts = [sourceAddresses, destinations ?? 1, destinationAddresses, destinationPorts]
+        guard counts.allSatisfy({ (1...1_000_000).contains($0) }) else {
+            throw ValidationError("--source-addresses, --destinations, --destination-addresses and --destination-ports must be from 1 to 1000000")
         }
         guard closer == "client" || closer == "server" else { throw ValidationError("--closer must be client or server, got '\(closer)'") }
     }

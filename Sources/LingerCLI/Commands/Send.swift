@@ -175,7 +175,7 @@ struct Send: AsyncParsableCommand {
         // 0 would replace every connection before its WELCOME: a reconnect storm that never sends a line.
         if idleTimeout.milliseconds < 1 { throw ValidationError("--idle-timeout must be more than 0") }
         if backoffInitial.milliseconds < 1 { throw ValidationError("--backoff-initial must be at least 1ms") }
-        if outboxMessages < 1 { throw ValidationError("--outbox-messages must be at least 1") }
+        if !(1...1_000_000_000).contains(outboxMessages) { throw ValidationError("--outbox-messages must be from 1 to 1000000000, got \(outboxMessages)") }
         if maxLineBytes < 1 || maxLineBytes > 16 << 20 { throw ValidationError("--max-line-bytes must be 1 to 16777216 (16 MiB, the link's limit), got \(maxLineBytes)") }
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
         if spoolMaxBytes < 1 << 20 { throw ValidationError("--spool-max-bytes must be at least 1048576 (1 MiB)") }

@@ -42,8 +42,13 @@ struct Watch: ParsableCommand {
 
     func validate() throws {
         guard interval >= 0.1 && interval <= 3600 else { throw ValidationError("--interval must be between 0.1 and 3600 seconds") }
-        if let duration, !(duration > 0) { throw ValidationError("--duration must be more than 0 seconds") }
-        guard leakAge > 0 else { throw ValidationError("--leak-age must be more than 0 seconds") }
+        // Both end up as milliseconds in an Int64; beyond 100 years (or infinite) they cannot be represented.
+        if let duration, !(duration > 0 && duration <= DurationArgument.longestSeconds) {
+            throw ValidationError("--duration must be more than 0 and at most 3153600000 seconds (100 years)")
+        }
+        guard leakAge > 0, leakAge <= DurationArgument.longestSeconds else {
+            throw ValidationError("--leak-age must be more than 0 and at most 3153600000 seconds (100 years)")
+        }
         if plain && output.json { throw ValidationError("--plain and --json are two output formats; give one") }
     }
 

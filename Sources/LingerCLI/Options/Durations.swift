@@ -13,11 +13,16 @@ struct DurationArgument: ExpressibleByArgument, CustomStringConvertible, Sendabl
             else if text.hasSuffix("h") { (text.dropLast(), 3600) }
             else if text.hasSuffix("d") { (text.dropLast(), 86400) }
             else { (Substring(text), 1) }
-        guard let value = Double(number), value >= 0, value.isFinite else { return nil }
+        guard let value = Double(number), value >= 0, value.isFinite, value * scale <= Self.longestSeconds else { return nil }
         duration = .milliseconds(Int64((value * scale * 1000).rounded()))
     }
 
     init(_ duration: Duration) { self.duration = duration }
+
+    /// 100 years. Every duration ends up as nanoseconds in NIO (`TimeAmount`, `NIODeadline`) and is added to
+    /// "now"; Int64 nanoseconds reach 292 years, so anything longer cannot be represented, and nothing a user
+    /// means by a timeout is longer than this.
+    static let longestSeconds: Double = 36_500 * 86_400
 
     var milliseconds: Int64 { duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000 }
 
@@ -34,7 +39,7 @@ struct DurationArgument: ExpressibleByArgument, CustomStringConvertible, Sendabl
     /// so `-1s` reaches here and is refused with a reason rather than read as a flag ("missing value").
     static func parse(_ text: String) throws -> DurationArgument {
         guard let value = DurationArgument(argument: text) else {
-            throw ValidationError("give a number of at least 0 with ms, s, m, h or d (500ms, 30s, 2m), or bare seconds")
+            throw ValidationError("give a number from 0 to 36500d with ms, s, m, h or d (500ms, 30s, 2m), or bare seconds")
         }
         return value
     }

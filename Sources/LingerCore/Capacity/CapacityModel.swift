@@ -75,7 +75,7 @@ public struct CapacityReport: Sendable, Hashable {
         timeWaitSockets = input.thisHostClosesFirst ? connectionsPerSecond * input.timeWaitSeconds : 0
         timeWaitMemoryBytes = timeWaitSockets * Double(input.bytesPerTimeWaitSocket)
         if input.thisHostClosesFirst {
-            maxNewConnectionsPerSecondPerDestination = Double(input.usablePorts * input.sourceAddresses) / max(holdSeconds, 0.001)
+            maxNewConnectionsPerSecondPerDestination = Double(input.usablePorts) * Double(input.sourceAddresses) / max(holdSeconds, 0.001)
         } else {
             // Ports free the moment the connection ends: only concurrency limits them, not the close rate.
             maxNewConnectionsPerSecondPerDestination = .infinity
@@ -84,7 +84,7 @@ public struct CapacityReport: Sendable, Hashable {
         headroom = connectionsPerSecond > 0 ? maxNewConnectionsPerSecond / connectionsPerSecond : .infinity
         if headroom < 1 && input.thisHostClosesFirst {
             // Ports are unique per (source address, destination): no more sockets can exist than that.
-            let ports = Double(input.usablePorts * input.sourceAddresses * input.destinations)
+            let ports = Double(input.usablePorts) * Double(input.sourceAddresses) * Double(input.destinations)
             portLimit = ports
             connectFailsAfterSeconds = ports / connectionsPerSecond
             timeWaitSockets = min(timeWaitSockets, ports)

@@ -304,9 +304,16 @@ func describeBindError(_ error: any Error) -> String {
 }
 
 extension TimeAmount {
-    /// A `Duration` as NIO's `TimeAmount` (public configuration speaks `Duration`).
+    /// A `Duration` as NIO's `TimeAmount` (public configuration speaks `Duration`), clamped to what Int64
+    /// nanoseconds hold: a library caller may pass any `Duration`, and a timeout of 292 years is forever.
     init(_ duration: Duration) {
         let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow {
+            self = .nanoseconds(seconds < 0 ? .min : .max)
+        } else {
+            let (total, carried) = whole.addingReportingOverflow(attoseconds / 1_000_000_000)
+            self = .nanoseconds(carried ? (seconds < 0 ? .min : .max) : total)
+        }
     }
 }
