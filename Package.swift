@@ -6,7 +6,8 @@ import PackageDescription
 // target declares only what it may import.
 let package = Package(
     name: "linger",
-    platforms: [.macOS(.v13)],
+    // No `platforms`: linger is a Linux tool (sock_diag, /proc, inotify, network namespaces) and its sources
+    // import Glibc; claiming macOS would promise a build that does not exist.
     products: [
         .executable(name: "linger", targets: ["LingerCLI"]),
         .library(name: "LingerCore", targets: ["LingerCore"]),

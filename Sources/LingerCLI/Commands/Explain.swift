@@ -40,7 +40,12 @@ struct Explain: ParsableCommand {
             }
             return
         }
-        let sysctls = try probeOptions.makeProbe().sysctls()
+        let sysctls: TCPSysctls
+        do { sysctls = try probeOptions.makeProbe().sysctls() } catch let error as ProbeError {
+            // As every other command that reads the kernel: one line, exit 3.
+            StandardOutput.note(error.message)
+            throw ExitCode(3)
+        }
         let explanations = states.map { StateExplanation($0, sysctls: sysctls) }
         if output.json {
             let value: JSONValue = explanations.count == 1 ? explanations[0].json : .array(explanations.map(\.json))
