@@ -32,19 +32,15 @@ public struct LinkBatch: Sendable {
     public func forEachMessage(_ body: (UnsafeRawBufferPointer) throws -> Void) rethrows {
         try buffer.withUnsafeReadableBytes { bytes in
             for offset in offsets {
-                let start = Int(offset)
-                let length = Int(UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: start, as: UInt32.self))) - 13
-                try body(UnsafeRawBufferPointer(rebasing: bytes[(start + LinkLimits.dataFrameOverhead)..<(start + LinkLimits.dataFrameOverhead + length)]))
+                try body(DataFrameLayout.Frame(bytes, at: Int(offset)).payload)
             }
         }
     }
 
     /// Each message's bytes, copied out of the frames.
     public var payloads: [[UInt8]] {
-        offsets.map { offset in
-            let start = buffer.readerIndex + Int(offset)
-            let length = Int(buffer.getInteger(at: start, as: UInt32.self)!) - 13
-            return buffer.getBytes(at: start + LinkLimits.dataFrameOverhead, length: length)!
+        buffer.withUnsafeReadableBytes { bytes in
+            offsets.map { Array(DataFrameLayout.Frame(bytes, at: Int($0)).payload) }
         }
     }
 

@@ -42,12 +42,10 @@ struct Outbox {
         guard !batch.isEmpty else { return lastSequence }
         var sequence = nextSequence
         let stream = self.stream
-        // One pass over the frames' bytes; frames were written with stream 0, so only a named stream is stamped.
+        // One pass over the frames' bytes, numbering them in place.
         batch.buffer.withUnsafeMutableReadableBytes { bytes in
             for offset in batch.offsets {
-                let at = Int(offset)
-                if stream != 0 { bytes.storeBytes(of: stream.bigEndian, toByteOffset: at + 5, as: UInt32.self) }
-                bytes.storeBytes(of: sequence.bigEndian, toByteOffset: at + 9, as: UInt64.self)
+                DataFrameLayout.stamp(stream: stream, sequence: sequence, into: bytes, at: Int(offset))
                 sequence += 1
             }
         }

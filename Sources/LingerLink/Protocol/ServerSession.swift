@@ -346,11 +346,11 @@ struct ServerSession {
             func take(stream: UInt32, received: inout UInt64, into target: UnsafeMutableRawBufferPointer?, lengths: inout [UInt32]) -> Int {
                 var written = 0
                 while offset < bytes.count {
-                    let length = Int(UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
-                    guard UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: offset + 5, as: UInt32.self)) == stream else { break }
-                    let sequence = UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: offset + 9, as: UInt64.self))
-                    let payload = UnsafeRawBufferPointer(rebasing: bytes[(offset + 17)..<(offset + 4 + length)])
-                    offset += 4 + length
+                    let frame = DataFrameLayout.Frame(bytes, at: offset)
+                    guard frame.stream == stream else { break }
+                    let sequence = frame.sequence
+                    let payload = frame.payload
+                    offset = frame.end
                     if sequence == received &+ 1 {
                         if !newlinesAllowed, payload.count > 0, memchr(payload.baseAddress!, Int32(UInt8(ascii: "\n")), payload.count) != nil {
                             refusal = (.messageRefused, "message \(sequence) contains a newline, and this server's sink stores one message per line")
@@ -374,7 +374,7 @@ struct ServerSession {
                 return written
             }
             while offset < bytes.count, refusal == nil {
-                let stream = UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: offset + 5, as: UInt32.self))
+                let stream = DataFrameLayout.Frame(bytes, at: offset).stream
                 if stream != index {
                     session.streams[index] = current
                     holding = false
@@ -395,10 +395,9 @@ struct ServerSession {
                     // Room for every message of this stream's frames here (headers only are read): a run that
                     // interleaves many streams must not reserve the whole run for each.
                     var room = 0, next = offset
-                    while next < bytes.count, UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: next + 5, as: UInt32.self)) == stream {
-                        let length = Int(UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: next, as: UInt32.self)))
-                        room += length - 13 + 1  // the payload (after type, stream, sequence) and its newline
-                        next += 4 + length
+                    while next < bytes.count, case let frame = DataFrameLayout.Frame(bytes, at: next), frame.stream == stream {
+                        room += frame.payloadCount + 1  // the payload and its newline
+                        next = frame.end
                     }
                     size += current.pending.appendMessages(upTo: room) { target, lengths in
                         take(stream: stream, received: &received, into: target, lengths: &lengths)

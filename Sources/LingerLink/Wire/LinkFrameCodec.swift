@@ -43,5 +43,5 @@ public enum LinkLimits {
     public static let maximumOpenStreams = 4096
 
     /// The bytes a DATA frame adds to its message: u32 length, u8 type, u32 stream, u64 sequence.
-    public static let dataFrameOverhead = 17
+    public static let dataFrameOverhead = DataFrameLayout.payloadOffset
 }

@@ -42,17 +42,7 @@ struct LinkInboundDecoder: ByteToMessageDecoder {
     /// Consumes the complete DATA frames at the front of `buffer`, as one slice; nil when the next frame is
     /// not a complete DATA frame (another type, or more bytes needed).
     static func readDataRun(_ buffer: inout ByteBuffer, maximumFrameLength: UInt32) throws(LinkProtocolError) -> ByteBuffer? {
-        let length = buffer.withUnsafeReadableBytes { bytes -> Int in
-            var offset = 0
-            while bytes.count - offset >= 5 {
-                let frameLength = UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
-                guard bytes[offset + 4] == LinkFrame.Kind.data.rawValue, frameLength >= 13, frameLength <= maximumFrameLength,
-                    bytes.count - offset >= 4 + Int(frameLength)
-                else { break }
-                offset += 4 + Int(frameLength)
-            }
-            return offset
-        }
+        let length = buffer.withUnsafeReadableBytes { DataFrameLayout.wholeDataFrames(in: $0, maximumLength: maximumFrameLength) }
         guard length > 0 else { return nil }
         return buffer.readSlice(length: length)
     }
