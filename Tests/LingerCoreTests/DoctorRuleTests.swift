@@ -64,6 +64,11 @@ struct CloseWaitRuleTests {
         #expect(finding.evidence["readEOF"] == .int(3))
         #expect(finding.evidence["withUnreadData"] == .int(2))
         #expect(finding.evidence["notReadToEOF"] == .int(2))
+        // recv-Q 0 cannot tell a read that returned 0 from one that returned the last bytes and took the FIN
+        // with them (the seed's Java NIO case): the doctor must not claim the former.
+        let line = try #require(finding.evidenceLines.first { $0.hasPrefix("3 have recv-Q 0") })
+        #expect(!line.contains("returned 0)") && !line.contains("read returned 0"), "\(line)")
+        #expect(line.contains("up to its FIN"), "\(line)")
     }
 
     @Test func confirmCountsSocketsStillThereByInode() throws {

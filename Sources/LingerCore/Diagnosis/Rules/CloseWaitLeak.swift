@@ -44,7 +44,11 @@ public struct CloseWaitLeak: DiagnosisRule {
                 ]
                 if readEOF > 0 {
                     lines.append(
-                        "\(readEOF) have recv-Q 0: the application read the EOF (read returned 0) and still did not close")
+                        // recv-Q 0 says the reads reached the FIN, not how: a read that returns the last bytes
+                        // consumes a FIN queued behind them in the same call, so the application may never
+                        // have seen a read return 0 (an error path that drops the socket after reading a
+                        // request looks the same).
+                        "\(readEOF) have recv-Q 0: the application read everything the peer sent, up to its FIN, and still did not close (its last read may have returned data, not 0)")
                 }
                 if sockets.count - readEOF > 0 {
                     lines.append(
