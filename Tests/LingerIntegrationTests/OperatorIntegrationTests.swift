@@ -18,7 +18,7 @@ struct OperatorIntegrationTests {
     private func lines(_ prefix: String, _ range: ClosedRange<Int>) -> String { range.map { "\(prefix) \($0)" }.joined(separator: "\n") + "\n" }
 
     enum Failure: String, CaseIterable, CustomStringConvertible {
-        case fullDisk, stuckWrite, databaseDown
+        case fullDisk, readOnlyRemount, stuckWrite, databaseDown
         var description: String { rawValue }
     }
 
@@ -27,15 +27,17 @@ struct OperatorIntegrationTests {
     /// collector is gone within `--shutdown-deadline` plus a second, and once the sink is back a new collector
     /// has every line exactly once.
     ///
-    /// (A read-only remount cannot be made under a file open for writing: the kernel refuses it with EBUSY,
-    /// and a bind mount's read-only flag does not reach descriptors already open.)
+    /// The read-only remount is ext4's own on an error (errors=remount-ro): `mount -o remount,ro` is refused
+    /// with EBUSY while the sink holds its file open for writing.
     @Test(arguments: Failure.allCases)
     func sigtermStopsWithinTheDeadlineWhateverTheSinkDoes(_ failure: Failure) throws {
         let ns = try TestNamespace()
         defer { ns.tearDown() }
         let disk = try ScratchFilesystem(size: failure == .fullDisk ? "1m" : "20m")
         defer { disk.remove() }
-        let output = disk.path
+        let ext4 = failure == .readOnlyRemount ? try Ext4Filesystem() : nil
+        defer { ext4?.remove() }
+        let output = ext4?.path ?? disk.path
         let cluster = failure == .databaseDown ? try PostgresCluster(in: ns) : nil
         defer { cluster?.stop() }
         let sink = cluster?.url ?? (failure == .stuckWrite ? "stdout" : "file:\(output)/out.log")
@@ -46,9 +48,23 @@ struct OperatorIntegrationTests {
         let input = (1...40_000).map { "line \($0) \(pad)" }.joined(separator: "\n") + "\n"  // 2.5 MB: more than the full disk
         let inputFile = directory + "/input.txt"
         try input.write(toFile: inputFile, atomically: false, encoding: .utf8)
-        let sender = try ns.linger(["send", "127.0.0.1:7510", "--client-id", "stopping", "--spool", directory + "/spool"], stdinFile: inputFile)
+        let spool = directory + "/spool"
+        // With the read-only remount, the lines come through a pipe in two halves, so that some are stored
+        // before the filesystem turns and the rest must meet it.
+        let halves = failure == .readOnlyRemount
+        var sender = try ns.linger(["send", "127.0.0.1:7510", "--client-id", "stopping", "--spool", spool], stdinFile: halves ? nil : inputFile)
+        let cut = input.index(input.startIndex, offsetBy: input.utf8.count / 2)
+        let half = input[..<cut].lastIndex(of: "\n").map { input.index(after: $0) } ?? cut
+        if halves { try sender.write(String(input[..<half])) }
         switch failure {
         case .fullDisk: break
+        case .readOnlyRemount:
+            // Some lines stored, then the kernel turns the filesystem read-only under the open file, as ext4
+            // does on an I/O error with errors=remount-ro.
+            #expect(settles { ((try? FileManager.default.attributesOfItem(atPath: output + "/out.log")[.size] as? Int) ?? 0) > 0 })
+            try ext4!.failIntoReadOnly()
+            try sender.write(String(input[half...]))
+            sender.closeStdin()
         case .stuckWrite:
             // The pipe fills (64 KiB) and the sink's write blocks for good: nothing says "failing".
             usleep(2_000_000)
@@ -72,7 +88,24 @@ struct OperatorIntegrationTests {
             return
         }
         // The sink back: a new collector, and the sender (which kept everything unacknowledged) delivers the rest.
-        if failure == .fullDisk { try disk.resize("20m") } else { try cluster!.resume() }
+        switch failure {
+        case .fullDisk: try disk.resize("20m")
+        case .readOnlyRemount:
+            // `ip netns exec` gave the sender a mount namespace of its own, which holds the filesystem too: it
+            // must go before the filesystem can be checked and mounted again. Its spool keeps every line the
+            // collector did not acknowledge (8 bytes of record header each), and a new sender ships them.
+            func spooled() -> Int {
+                ((try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []).filter { $0.hasSuffix(".seg") }.reduce(0) {
+                    $0 + ((try? FileManager.default.attributesOfItem(atPath: spool + "/" + $1)[.size] as? Int) ?? 0)
+                }
+            }
+            #expect(settles { spooled() >= input.utf8.count + 8 * 40_000 - 40_000 }, "all of stdin is in the spool")
+            sender.signal(SIGKILL)
+            _ = sender.waitForExit(timeout: 10)
+            try ext4!.remount()
+            sender = try ns.linger(["send", "127.0.0.1:7510", "--client-id", "stopping", "--spool", spool], stdinFile: "/dev/null")
+        default: try cluster!.resume()
+        }
         server = try ns.linger(serve)
         try server.waitForStderr("listening on")
         #expect(sender.waitForExit(timeout: 90) == 0, "\(sender.stderrText.suffix(1500))")
@@ -291,4 +324,61 @@ extension TestNamespace {
         let names = snmp.first?.split(separator: " ") ?? [], values = snmp.last?.split(separator: " ") ?? []
         return names.firstIndex(of: "ActiveOpens").map { Int(values[$0]) ?? -1 } ?? -1
     }
+}
+
+/// A real ext4 on a loop device, mounted with errors=remount-ro, that a test can turn read-only under open
+/// files (ext4's own `trigger_fs_error`, what an I/O error does): `mount -o remount,ro` refuses while a file
+/// is open for writing, so this is the only way to get the read-only remount operators meet.
+final class Ext4Filesystem {
+    let path: String
+    private let image: String
+
+    init() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("linger-ext4-\(UUID().uuidString)").path
+        image = base + ".img"
+        path = base
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        guard FileManager.default.createFile(atPath: image, contents: nil), truncate(image, 20 << 20) == 0 else {
+            throw HarnessError("cannot make \(image)")
+        }
+        let made = try run(try installedTool("/sbin/mkfs.ext4", package: "e2fsprogs"), ["-q", "-F", image])
+        guard made.status == 0 else { throw HarnessError("mkfs.ext4 failed: \(made.stderr)") }
+        try mount()
+    }
+
+    private func mount() throws {
+        let mounted = try run("/bin/mount", ["-o", "loop,errors=remount-ro", image, path])
+        guard mounted.status == 0 else { throw HarnessError("mount -o loop failed: \(mounted.stderr)") }
+    }
+
+    /// The loop device under `path`, from /proc/mounts.
+    private func device() throws -> String {
+        let mounts = try String(contentsOfFile: "/proc/mounts", encoding: .utf8)
+        guard let line = mounts.split(separator: "\n").first(where: { $0.split(separator: " ").dropFirst().first.map(String.init) == path }),
+            let device = line.split(separator: " ").first
+        else { throw HarnessError("\(path) is not mounted") }
+        return String(device.split(separator: "/").last!)
+    }
+
+    func failIntoReadOnly() throws {
+        try "1".write(toFile: "/sys/fs/ext4/\(try device())/trigger_fs_error", atomically: false, encoding: .utf8)
+    }
+
+    /// Unmounts (nothing may hold a file there), clears the recorded error as an operator's fsck would (ext4
+    /// otherwise mounts read-only again), and mounts again, writable.
+    func remount() throws {
+        let unmounted = try run("/bin/umount", [path])
+        guard unmounted.status == 0 else { throw HarnessError("umount failed: \(unmounted.stderr)") }
+        let checked = try run(try installedTool("/sbin/e2fsck", package: "e2fsprogs"), ["-f", "-y", image])
+        guard checked.status <= 1 else { throw HarnessError("e2fsck failed (\(checked.status)): \(checked.stdout) \(checked.stderr)") }
+        try mount()
+    }
+
+    func remove() {
+        _ = try? run("/bin/umount", ["-l", path])
+        try? FileManager.default.removeItem(atPath: path)
+        try? FileManager.default.removeItem(atPath: image)
+    }
+
+    deinit { remove() }
 }
