@@ -72,11 +72,15 @@ public struct FileShipper: ShippedInput {
         self.options = options
     }
 
-    public func ship(report: @escaping @Sendable (SourceEvent) -> Void) async throws -> SourceTotals {
-        // Input that cannot be read is refused before connecting: a missing file must not hide behind
-        // "cannot connect" warnings while the server is down, and no retry makes it appear.
-        let patterns = self.patterns, follow = options.follow, rotated = options.rotatedGlobs
+    /// Input that cannot be read is refused before connecting (``Shipment`` asks first): a missing file must
+    /// not hide behind "cannot connect" warnings while the server is down, and no retry makes it appear.
+    public func check() async throws {
+        let patterns = self.patterns, follow = options.follow
         try await io.run { try Self.check(patterns, follow: follow) }
+    }
+
+    public func ship(report: @escaping @Sendable (SourceEvent) -> Void) async throws -> SourceTotals {
+        let patterns = self.patterns, follow = options.follow, rotated = options.rotatedGlobs
         _ = try await client.start()  // the streams the server knows decide what each file resumes
         let catalog = StreamCatalog(known: client.knownStreams, maximumLineBytes: options.maximumLineBytes)
         let view = try await io.run { SourceView.scan(patterns: patterns, rotatedGlobs: rotated) }

@@ -3,6 +3,9 @@ import UnixSignals
 
 /// What `linger send` reads: files, stdin, or stdin through a spool.
 public protocol ShippedInput: Sendable {
+    /// Throws for input that no retry can make readable (a missing file, a directory), before the link
+    /// connects: a user must not see "cannot connect" warnings for a mistake in the file names.
+    func check() async throws
     /// Reads and queues everything (or, when following, until cancelled); returns the lines sent and the
     /// lines the server already held.
     func ship(report: @escaping @Sendable (SourceEvent) -> Void) async throws -> SourceTotals
@@ -11,6 +14,7 @@ public protocol ShippedInput: Sendable {
 }
 
 extension ShippedInput {
+    public func check() async throws {}
     public func acknowledged() async {}
 }
 
@@ -48,6 +52,11 @@ public struct Shipment: Sendable {
 
     public func run() async -> Outcome {
         let reporter = progress
+        do { try await input.check() } catch let error as SourceError {
+            return .failed(error.message)
+        } catch {
+            return .failed("\(error)")
+        }
         return await withTaskGroup(of: Outcome?.self) { group in
             group.addTask {
                 do {
