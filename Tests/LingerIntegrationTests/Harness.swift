@@ -388,3 +388,10 @@ func installedTool(_ path: String, package: String) throws -> String {
     }
     return path
 }
+
+/// Bytes in a spool's segment files: what a sender has put on disk (lines plus 8 bytes of record header each).
+func spooledBytes(in spool: String) -> Int {
+    ((try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []).filter { $0.hasSuffix(".seg") }.reduce(0) {
+        $0 + ((try? FileManager.default.attributesOfItem(atPath: spool + "/" + $1)[.size] as? Int) ?? 0)
+    }
+}

@@ -94,12 +94,7 @@ struct OperatorIntegrationTests {
             // `ip netns exec` gave the sender a mount namespace of its own, which holds the filesystem too: it
             // must go before the filesystem can be checked and mounted again. Its spool keeps every line the
             // collector did not acknowledge (8 bytes of record header each), and a new sender ships them.
-            func spooled() -> Int {
-                ((try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []).filter { $0.hasSuffix(".seg") }.reduce(0) {
-                    $0 + ((try? FileManager.default.attributesOfItem(atPath: spool + "/" + $1)[.size] as? Int) ?? 0)
-                }
-            }
-            #expect(settles { spooled() >= input.utf8.count + 8 * 40_000 - 40_000 }, "all of stdin is in the spool")
+            #expect(settles { spooledBytes(in: spool) >= input.utf8.count + 8 * 40_000 - 40_000 }, "all of stdin is in the spool")
             sender.signal(SIGKILL)
             _ = sender.waitForExit(timeout: 10)
             try ext4!.remount()

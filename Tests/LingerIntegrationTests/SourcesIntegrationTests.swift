@@ -204,12 +204,7 @@ struct SourcesIntegrationTests {
         // Every line is in the spool (8 bytes of record header each) before the kill; no server yet.
         let expected = input.utf8.count - 100_000 + 8 * 100_000
         let deadline = Date().addingTimeInterval(60)
-        func spooled() -> Int {
-            let names = (try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []
-            return names.filter { $0.hasSuffix(".seg") }.reduce(0) {
-                $0 + ((try? FileManager.default.attributesOfItem(atPath: spool + "/" + $1)[.size] as? Int) ?? 0)
-            }
-        }
+        func spooled() -> Int { spooledBytes(in: spool) }
         while Date() < deadline && spooled() < expected { usleep(20_000) }
         #expect(spooled() == expected)
         // A second sender on the same spool is refused and touches nothing (it would have cut the first's

@@ -375,7 +375,7 @@ public final class LinkClient: Service, Sendable {
         var refusals: [Int: LinkError] = [:]
         // Connections in a row that an endpoint which never gave this client a session accepted and then closed
         // or left silent without a single frame, and the endpoints that did give one.
-        var strikes: [Int: (count: Int, how: String)] = [:]
+        var strikes: [Int: Int] = [:]
         var answered: Set<Int> = []
         while !isClosingOrFailed {
             let index = attempt % configuration.endpoints.count
@@ -416,8 +416,8 @@ public final class LinkClient: Service, Sendable {
                 // session is another service on that port (or a proxy with no collector behind it).
                 let how = endedEarly.map { _ in "accepted the connection but sent nothing for \(configuration.pingInterval.formattedSeconds)" }
                     ?? "accepted the connection and closed it without a word"
-                let count = (strikes[index]?.count ?? 0) + 1
-                strikes[index] = (count, how)
+                let count = (strikes[index] ?? 0) + 1
+                strikes[index] = count
                 if count >= Self.strikesBeforeGivingUp {
                     refusal = LinkError(
                         .notALinkServer,

@@ -12,14 +12,13 @@ final class ConnectionRegistry: Sendable {
         var channels: [ObjectIdentifier: any Channel] = [:]
         var closed = false
         var admission: FairAdmission
-        /// When refusals were last logged, and how many came since.
-        var refusalsLogged: ContinuousClock.Instant?
-        var refusalsSince = 0
     }
 
     private let state: Mutex<State>
     /// Sessions at once (`--max-connections`); connections still before their HELLO may be as many again.
     let limit: Int
+    /// Refusals at the limit are logged at most every 30 s, with how many came since.
+    private let refusals = LogThrottle(every: .seconds(30))
 
     init(limit: Int, turn: Duration = .seconds(5)) {
         self.limit = max(1, limit)
@@ -48,14 +47,11 @@ final class ConnectionRegistry: Sendable {
         state.withLock { state in
             let now = ContinuousClock.now
             guard case .refuse(let yielder) = state.admission.hello(ObjectIdentifier(channel), clientID: clientID, now: now) else { return nil }
-            state.refusalsSince += 1
-            var line: String?
-            if state.refusalsLogged.map({ now - $0 >= .seconds(30) }) ?? true {
-                line = "at --max-connections \(limit): turned away \(state.refusalsSince) connection\(state.refusalsSince == 1 ? "" : "s") "
-                    + "(\(state.admission.waiting.count) sender\(state.admission.waiting.count == 1 ? "" : "s") waiting, served in turn; "
+            let line = refusals.shouldLog("limit", now: now).map { count in
+                let waiting = state.admission.waiting.count
+                return "at --max-connections \(limit): turned away \(count) connection\(count == 1 ? "" : "s") "
+                    + "(\(waiting) sender\(waiting == 1 ? "" : "s") waiting, served in turn; "
                     + "raise --max-connections if they should all ship at once)"
-                state.refusalsLogged = now
-                state.refusalsSince = 0
             }
             return Refusal(yielder: yielder.flatMap { state.channels[$0] }, log: line)
         }

@@ -129,18 +129,17 @@ final class SinkCommitter: Sendable {
                 }
                 return
             } catch let failure as LinkSinkError where failure.isRetryable {
-                let error = failure
                 attempts += 1
                 metrics.sinkRetries.increment()
                 if failingSince == nil {
                     failingSince = .now
                     lastReport = .now
                     metrics.sinkFailing.record(1)
-                    logger.error("the sink is failing: \(error.message); clients wait (no data is acknowledged) while it is retried")
+                    logger.error("the sink is failing: \(failure.message); clients wait (no data is acknowledged) while it is retried")
                 } else if ContinuousClock.now - lastReport >= .seconds(30) {
                     lastReport = .now
                     let seconds = (ContinuousClock.now - failingSince!).components.seconds
-                    logger.error("the sink is still failing after \(seconds)s: \(error.message)")
+                    logger.error("the sink is still failing after \(seconds)s: \(failure.message)")
                 }
                 do {
                     try await Task.sleep(for: backoff.next())

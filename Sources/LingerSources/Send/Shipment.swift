@@ -84,11 +84,14 @@ public struct Shipment: Sendable {
             while let next = await group.next() {
                 if let next { outcome = next; break }
             }
-            group.cancelAll()
             if case .interrupted? = outcome {
-                // Reading stopped; give the acknowledgements in flight a moment.
+                // Give the acknowledgements in flight a moment before anything is cancelled: cancelling the
+                // group first cancelled the link's run task too, which drops the connection at once, so lines
+                // the server had stored were reported unacknowledged.
                 _ = try? await client.close(timeout: .seconds(2))
+                group.cancelAll()
             } else {
+                group.cancelAll()
                 _ = try? await client.close(timeout: .seconds(1))
             }
             while await group.next() != nil {}
